@@ -1,0 +1,33 @@
+"""Build the Cython replay extension.
+
+Compiler directives are set once here; ``TAPEFIT_DEBUG=1`` turns bounds checking and
+initialization checks back on for a debug build.
+"""
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("TAPEFIT_DEBUG", "") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+}
+
+extensions = [
+    Extension(
+        "tape._replay",
+        ["tape/_replay.pyx"],
+        include_dirs=[np.get_include(), "tape"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+    ),
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

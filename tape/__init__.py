@@ -1,0 +1,38 @@
+"""tapefit's tape AD engine: record a numpy likelihood once, replay value and exact derivatives.
+
+>>> import numpy as np, tape
+>>> x = np.random.default_rng(1).normal(1.0, 2.0, 1000)
+>>> def nll(p, x):
+...     mu, sigma = p
+...     return np.sum(0.5 * ((x - mu) / sigma) ** 2 + np.log(sigma))
+>>> f = tape.record(nll, np.array([0.0, 1.0]), data={"x": x})
+>>> value, gradient = f.value_and_grad(np.array([1.0, 2.0]))
+
+Recording (``tracer``, ``ops``, ``passes``) is kept apart from replay (``_replay``): the replay
+interpreter never sees a tracer.
+"""
+from . import ops as _ops  # noqa: F401  (registers the op set)
+from .check import check_grads, numerical_grad
+from .errors import DataError, ShapeError, TracingError
+from .function import Function
+from .math import (abs, add, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
+                   erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
+                   matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, power,
+                   reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
+                   subtract, sum, tanh, transpose, trigamma, where, xlogy)
+from .record import record
+
+max = amax
+min = amin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "record", "Function", "TracingError", "ShapeError", "DataError", "check_grads",
+    "numerical_grad", "abs", "add", "amax", "amin", "clip", "concatenate", "cos", "cosh",
+    "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
+    "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "multiply", "n_events", "ndtr", "negative", "power", "reshape", "sigmoid", "sign",
+    "sin", "sinh", "softplus", "sqrt", "square", "stack", "stop_gradient", "subtract", "sum",
+    "tanh", "transpose", "trigamma", "where", "xlogy",
+]

@@ -1,0 +1,625 @@
+"""The replay interpreter: one loop over a flat instruction list of typed nogil kernels.
+
+Knows nothing about tracers or derivatives: the recorder (``tape.passes.lower``) hands it a
+``Program`` (instruction arrays, buffer table, segment layout) and it runs prelude, chunked body
+passes and epilogues over contiguous float64 buffers that are allocated once per Program.
+
+Transcendentals call numpy's own SIMD inner loops, taken from the ufunc objects through the ufunc
+C API, so they are vectorized and bit-identical to numpy; cheap arithmetic on short arrays runs in
+inline C to avoid the loop-dispatch cost (exactly rounded either way, so results do not change).
+"""
+cimport cython
+cimport numpy as cnp
+from libc.math cimport erf, erfc, lgamma, fabs, isnan, NAN, INFINITY
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport dgemm
+
+import numpy as np
+
+cnp.import_array()
+cnp.import_ufunc()
+
+cdef extern from "_special.h" nogil:
+    double tape_digamma(double x)
+    double tape_trigamma(double x)
+    double tape_sigmoid(double x)
+
+ctypedef void (*loopfn)(char **args, const cnp.npy_intp *dims, const cnp.npy_intp *steps,
+                        void *data) noexcept nogil
+
+# ---------------------------------------------------------------------------------------------
+# The op-code table shared with Python (read there through KINDS, UNARY, BINARY, FIELDS).
+cdef enum:
+    K_UNARY = 0
+    K_BINARY = 1
+    K_WHERE = 2
+    K_SUM_EVENTS = 3
+    K_MAX_EVENTS = 4
+    K_SUM_SEG = 5
+    K_MAX_SEG = 6
+    K_GATHER = 7
+    K_SCATTER_ADD = 8
+    K_COPY = 9
+    K_MATMUL = 10
+
+cdef enum:
+    U_NEG = 0
+    U_EXP = 1
+    U_LOG = 2
+    U_LOG1P = 3
+    U_EXPM1 = 4
+    U_SQRT = 5
+    U_SQUARE = 6
+    U_ABS = 7
+    U_SIGN = 8
+    U_SIN = 9
+    U_COS = 10
+    U_TANH = 11
+    U_SIGMOID = 12
+    U_ERF = 13
+    U_ERFC = 14
+    U_LGAMMA = 15
+    U_DIGAMMA = 16
+    U_TRIGAMMA = 17
+    U_RECIP = 18
+    N_UNARY = 19
+
+cdef enum:
+    B_ADD = 0
+    B_SUB = 1
+    B_MUL = 2
+    B_DIV = 3
+    B_POW = 4
+    B_MAX = 5
+    B_MIN = 6
+    B_GT = 7
+    B_GE = 8
+    B_LT = 9
+    B_LE = 10
+    B_EQ = 11
+    B_NE = 12
+    B_LOGADDEXP = 13
+    N_BINARY = 14
+
+# Instruction layout: NF int64 fields per instruction.
+cdef enum:
+    F_KIND = 0
+    F_FN = 1
+    F_OUT = 2
+    F_A = 3
+    F_B = 4
+    F_C = 5
+    F_N = 6
+    F_FLAGS = 7
+    F_X1 = 8
+    F_X2 = 9
+    NF = 10
+
+# Flags: bit 0 the output has the event axis, bit 1 input a has it; then 2 bits of mode per input.
+cdef enum:
+    FL_EVENT = 1
+    FL_EVENT_IN = 2
+    M_FULL = 0
+    M_SCALAR = 1
+    M_ROW = 2
+
+KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVENTS,
+             max_events=K_MAX_EVENTS, sum_seg=K_SUM_SEG, max_seg=K_MAX_SEG, gather=K_GATHER,
+             scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL)
+UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
+             square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
+             sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
+             trigamma=U_TRIGAMMA, reciprocal=U_RECIP)
+BINARY = dict(add=B_ADD, sub=B_SUB, mul=B_MUL, div=B_DIV, pow=B_POW, maximum=B_MAX,
+              minimum=B_MIN, gt=B_GT, ge=B_GE, lt=B_LT, le=B_LE, eq=B_EQ, ne=B_NE,
+              logaddexp=B_LOGADDEXP)
+FIELDS = dict(kind=F_KIND, fn=F_FN, out=F_OUT, a=F_A, b=F_B, c=F_C, n=F_N, flags=F_FLAGS,
+              x1=F_X1, x2=F_X2, nfields=NF)
+MODES = dict(full=M_FULL, scalar=M_SCALAR, row=M_ROW)
+FLAGS = dict(event=FL_EVENT, event_in=FL_EVENT_IN)
+
+# Below this many elements, arithmetic runs inline instead of through numpy's loop dispatch.
+DEF SMALL = 32
+
+# ---------------------------------------------------------------------------------------------
+# numpy's float64 inner loops, looked up once at import.
+cdef loopfn U_LOOP[N_UNARY]
+cdef void* U_DATA[N_UNARY]
+cdef loopfn B_LOOP[N_BINARY]
+cdef void* B_DATA[N_BINARY]
+
+
+cdef int _find_loop(cnp.ufunc u) except -2:
+    cdef int i, j, nargs = u.nin + u.nout
+    cdef bint ok
+    for i in range(u.ntypes):
+        ok = True
+        for j in range(nargs):
+            if u.types[i * nargs + j] != cnp.NPY_DOUBLE:
+                ok = False
+        if ok:
+            return i
+    return -1
+
+
+cdef void _take_loop(object ufunc, loopfn* table, void** data, int slot) except *:
+    cdef cnp.ufunc u = ufunc
+    cdef int i = _find_loop(u)
+    if i < 0:
+        raise RuntimeError(f"numpy.{u.__name__} has no float64 inner loop")
+    table[slot] = <loopfn>u.functions[i]
+    data[slot] = u.data[i]
+
+
+def _init_loops():
+    cdef int i
+    for i in range(N_UNARY):
+        U_LOOP[i] = NULL
+    for i in range(N_BINARY):
+        B_LOOP[i] = NULL
+    for name, u in dict(exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
+                        sin=np.sin, cos=np.cos, tanh=np.tanh, neg=np.negative,
+                        square=np.square, abs=np.absolute, reciprocal=np.reciprocal).items():
+        _take_loop(u, U_LOOP, U_DATA, UNARY[name])
+    for name, u in dict(add=np.add, sub=np.subtract, mul=np.multiply, div=np.divide,
+                        pow=np.power, maximum=np.maximum, minimum=np.minimum,
+                        logaddexp=np.logaddexp).items():
+        _take_loop(u, B_LOOP, B_DATA, BINARY[name])
+
+
+_init_loops()
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise kernels.
+cdef inline double _sign(double x) noexcept nogil:
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return x  # 0 -> 0, nan -> nan
+
+
+cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef char* args[2]
+    cdef cnp.npy_intp steps[2]
+    cdef cnp.npy_intp dim = n
+    cdef bint vector = U_LOOP[fn] != NULL and (n >= SMALL or fn == U_EXP or fn == U_LOG
+                                               or fn == U_LOG1P or fn == U_EXPM1
+                                               or fn == U_SIN or fn == U_COS or fn == U_TANH)
+    if vector:
+        args[0] = <char*>a
+        args[1] = <char*>out
+        steps[0] = 8
+        steps[1] = 8
+        U_LOOP[fn](args, &dim, steps, U_DATA[fn])
+        return
+    if fn == U_NEG:
+        for i in range(n):
+            out[i] = -a[i]
+    elif fn == U_SQUARE:
+        for i in range(n):
+            out[i] = a[i] * a[i]
+    elif fn == U_ABS:
+        for i in range(n):
+            out[i] = fabs(a[i])
+    elif fn == U_RECIP:
+        for i in range(n):
+            out[i] = 1.0 / a[i]
+    elif fn == U_SQRT:
+        for i in range(n):
+            out[i] = a[i] ** 0.5 if a[i] >= 0 else NAN
+    elif fn == U_SIGN:
+        for i in range(n):
+            out[i] = _sign(a[i])
+    elif fn == U_SIGMOID:
+        for i in range(n):
+            out[i] = tape_sigmoid(a[i])
+    elif fn == U_ERF:
+        for i in range(n):
+            out[i] = erf(a[i])
+    elif fn == U_ERFC:
+        for i in range(n):
+            out[i] = erfc(a[i])
+    elif fn == U_LGAMMA:
+        for i in range(n):
+            out[i] = lgamma(a[i])
+    elif fn == U_DIGAMMA:
+        for i in range(n):
+            out[i] = tape_digamma(a[i])
+    elif fn == U_TRIGAMMA:
+        for i in range(n):
+            out[i] = tape_trigamma(a[i])
+
+
+cdef inline double _bin1(int fn, double x, double y) noexcept nogil:
+    if fn == B_ADD:
+        return x + y
+    if fn == B_SUB:
+        return x - y
+    if fn == B_MUL:
+        return x * y
+    if fn == B_DIV:
+        return x / y
+    if fn == B_MAX:
+        if isnan(x) or isnan(y):
+            return NAN
+        return x if x >= y else y
+    if fn == B_MIN:
+        if isnan(x) or isnan(y):
+            return NAN
+        return x if x <= y else y
+    if fn == B_GT:
+        return 1.0 if x > y else 0.0
+    if fn == B_GE:
+        return 1.0 if x >= y else 0.0
+    if fn == B_LT:
+        return 1.0 if x < y else 0.0
+    if fn == B_LE:
+        return 1.0 if x <= y else 0.0
+    if fn == B_EQ:
+        return 1.0 if x == y else 0.0
+    if fn == B_NE:
+        return 1.0 if x != y else 0.0
+    return NAN
+
+
+cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const double* b,
+                 Py_ssize_t sb, Py_ssize_t n) noexcept nogil:
+    """out[i] = a[i*sa] (op) b[i*sb]; sa, sb are 1 (full) or 0 (a broadcast scalar)."""
+    cdef Py_ssize_t i
+    cdef char* args[3]
+    cdef cnp.npy_intp steps[3]
+    cdef cnp.npy_intp dim = n
+    cdef double x, y
+    if B_LOOP[fn] != NULL and (n >= SMALL or fn == B_POW or fn == B_LOGADDEXP):
+        args[0] = <char*>a
+        args[1] = <char*>b
+        args[2] = <char*>out
+        steps[0] = 8 * sa
+        steps[1] = 8 * sb
+        steps[2] = 8
+        B_LOOP[fn](args, &dim, steps, B_DATA[fn])
+        return
+    if sa == 1 and sb == 1:
+        if fn == B_ADD:
+            for i in range(n):
+                out[i] = a[i] + b[i]
+        elif fn == B_MUL:
+            for i in range(n):
+                out[i] = a[i] * b[i]
+        else:
+            for i in range(n):
+                out[i] = _bin1(fn, a[i], b[i])
+    elif sa == 1:
+        y = b[0]
+        if fn == B_MUL:
+            for i in range(n):
+                out[i] = a[i] * y
+        else:
+            for i in range(n):
+                out[i] = _bin1(fn, a[i], y)
+    elif sb == 1:
+        x = a[0]
+        for i in range(n):
+            out[i] = _bin1(fn, x, b[i])
+    else:
+        x = _bin1(fn, a[0], b[0])
+        for i in range(n):
+            out[i] = x
+
+
+cdef void where(double* out, const double* c, Py_ssize_t sc, const double* a, Py_ssize_t sa,
+                const double* b, Py_ssize_t sb, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = a[i * sa] if c[i * sc] != 0.0 else b[i * sb]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions.
+cdef double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
+    """Pairwise summation with an 8-way unrolled base case: error O(log n) ulp, vectorizable."""
+    cdef Py_ssize_t i, half
+    cdef double r0, r1, r2, r3, r4, r5, r6, r7, s
+    if n < 8:
+        s = 0.0
+        for i in range(n):
+            s += a[i]
+        return s
+    if n <= 128:
+        r0 = a[0]; r1 = a[1]; r2 = a[2]; r3 = a[3]
+        r4 = a[4]; r5 = a[5]; r6 = a[6]; r7 = a[7]
+        i = 8
+        while i + 8 <= n:
+            r0 += a[i]; r1 += a[i + 1]; r2 += a[i + 2]; r3 += a[i + 3]
+            r4 += a[i + 4]; r5 += a[i + 5]; r6 += a[i + 6]; r7 += a[i + 7]
+            i += 8
+        s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            s += a[i]
+            i += 1
+        return s
+    half = (n // 2) & ~(<Py_ssize_t>7)
+    return pairwise_sum(a, half) + pairwise_sum(a + half, n - half)
+
+
+cdef inline void neumaier_add(double* acc, double* comp, double x) noexcept nogil:
+    """Compensated accumulation of x into (acc, comp): the chunk partials of an event sum."""
+    cdef double s = acc[0] + x
+    if fabs(acc[0]) >= fabs(x):
+        comp[0] += (acc[0] - s) + x
+    else:
+        comp[0] += (x - s) + acc[0]
+    acc[0] = s
+
+
+cdef inline double max_of(const double* a, Py_ssize_t n, double m) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if isnan(a[i]):
+            return NAN
+        if a[i] > m:
+            m = a[i]
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# The interpreter.
+cdef inline const double* _row(const double* p, int mode, Py_ssize_t r, Py_ssize_t w) noexcept nogil:
+    return p + r * w if mode == M_FULL else p
+
+
+cdef inline Py_ssize_t _stride(int mode) noexcept nogil:
+    return 0 if mode == M_SCALAR else 1
+
+
+cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const int64_t* iarena,
+                     Py_ssize_t rows) noexcept nogil:
+    """Run n_ins instructions; event-axis operands hold `rows` rows of the current chunk."""
+    cdef Py_ssize_t k, r, j, n, total, w, m
+    cdef const int64_t* I
+    cdef int kind, fn, flags, ma, mb, mc
+    cdef double* out
+    cdef const double* a
+    cdef const double* b
+    cdef const double* c
+    cdef const int64_t* idx
+    cdef double* comp
+    cdef char transa, transb
+    cdef int bm, bn, bk, lda, ldb, ldc
+    cdef double one = 1.0, zero = 0.0
+    for k in range(n_ins):
+        I = code + k * NF
+        kind = <int>I[F_KIND]
+        fn = <int>I[F_FN]
+        flags = <int>I[F_FLAGS]
+        n = I[F_N]
+        total = n * rows if flags & FL_EVENT else n
+        out = ptrs[I[F_OUT]]
+        a = ptrs[I[F_A]]
+        ma = (flags >> 2) & 3
+        mb = (flags >> 4) & 3
+        mc = (flags >> 6) & 3
+        if kind == K_UNARY:
+            unary(fn, out, a, total)
+        elif kind == K_BINARY:
+            b = ptrs[I[F_B]]
+            if ma == M_ROW or mb == M_ROW:
+                for r in range(rows):
+                    binary(fn, out + r * n, _row(a, ma, r, n), _stride(ma),
+                           _row(b, mb, r, n), _stride(mb), n)
+            else:
+                binary(fn, out, a, _stride(ma), b, _stride(mb), total)
+        elif kind == K_WHERE:
+            b = ptrs[I[F_B]]
+            c = ptrs[I[F_C]]
+            if ma == M_ROW or mb == M_ROW or mc == M_ROW:
+                for r in range(rows):
+                    where(out + r * n, _row(a, ma, r, n), _stride(ma), _row(b, mb, r, n),
+                          _stride(mb), _row(c, mc, r, n), _stride(mc), n)
+            else:
+                where(out, a, _stride(ma), b, _stride(mb), c, _stride(mc), total)
+        elif kind == K_SUM_EVENTS:
+            comp = ptrs[I[F_X1]]
+            if n == 1:
+                neumaier_add(out, comp, pairwise_sum(a, rows))
+            else:
+                for r in range(rows):
+                    for j in range(n):
+                        neumaier_add(out + j, comp + j, a[r * n + j])
+        elif kind == K_MAX_EVENTS:
+            for r in range(rows):
+                for j in range(n):
+                    if isnan(a[r * n + j]) or a[r * n + j] > out[j]:
+                        out[j] = a[r * n + j]
+        elif kind == K_SUM_SEG:
+            m = I[F_X1]
+            for j in range(total):
+                out[j] = pairwise_sum(a + j * m, m)
+        elif kind == K_MAX_SEG:
+            m = I[F_X1]
+            for j in range(total):
+                out[j] = max_of(a + j * m, m, -INFINITY)
+        elif kind == K_GATHER:
+            idx = iarena + I[F_X1]
+            w = I[F_X2]
+            if flags & FL_EVENT and flags & FL_EVENT_IN:
+                for r in range(rows):
+                    for j in range(n):
+                        out[r * n + j] = a[r * w + idx[j]]
+            else:
+                for j in range(n):
+                    out[j] = a[idx[j]]
+                if flags & FL_EVENT:
+                    for r in range(1, rows):
+                        memcpy(out + r * n, out, n * sizeof(double))
+        elif kind == K_SCATTER_ADD:
+            idx = iarena + I[F_X1]
+            w = I[F_X2]
+            memset(out, 0, total * sizeof(double))
+            if flags & FL_EVENT:
+                for r in range(rows):
+                    for j in range(w):
+                        out[r * n + idx[j]] += a[r * w + j]
+            else:
+                for j in range(w):
+                    out[idx[j]] += a[j]
+        elif kind == K_COPY:
+            memcpy(out, a, total * sizeof(double))
+        elif kind == K_MATMUL:
+            # out (M, N) = a (M, K) @ b (K, N), row-major; M = rows when a has the event axis.
+            # In column-major terms: out^T (N, M) = b^T (N, K) @ a^T (K, M).
+            b = ptrs[I[F_B]]
+            bk = <int>I[F_X1]
+            bn = <int>n
+            bm = <int>(rows * I[F_X2] if flags & FL_EVENT else I[F_X2])
+            if bm > 0 and bn > 0:
+                if bk == 0:
+                    memset(out, 0, bm * bn * sizeof(double))
+                else:
+                    transa = b'N'
+                    transb = b'N'
+                    lda = bn
+                    ldb = bk
+                    ldc = bn
+                    dgemm(&transa, &transb, &bn, &bm, &bk, &one, <double*>b, &lda, <double*>a,
+                          &ldb, &zero, out, &ldc)
+
+
+# ---------------------------------------------------------------------------------------------
+cdef class Program:
+    """A lowered tape: instruction blocks, buffer table and segment layout, ready to replay.
+
+    Built by ``tape.passes.lower``; owns its buffers (allocated once) and a reference to the
+    data arrays. Not safe for concurrent calls: ``tape.Function`` serializes them.
+    """
+    cdef double** ptrs
+    cdef Py_ssize_t n_bufs
+    cdef object small, chunk_arena, iarena, code, data, keep
+    cdef double* small_p
+    cdef const int64_t* code_p
+    cdef const int64_t* iarena_p
+    cdef Py_ssize_t chunk_rows, n_events
+    cdef Py_ssize_t n_params, nev_off
+    cdef object prelude, passes, outputs, data_bufs, inits, inputs
+
+    def __cinit__(self):
+        self.ptrs = NULL
+
+    def __init__(self, dict spec, list data, Py_ssize_t n_events, Py_ssize_t chunk_rows):
+        """spec keys: small_size, event_row_size, bufs (kind, offset, width), code (int64 (k, NF)),
+        iarena, prelude (start, stop), passes [(start, stop, start2, stop2, inits)],
+        inputs [(offset, size)], nev_off, outputs [(offset, size)], data_bufs [(buf, data index)]."""
+        cdef Py_ssize_t i, kind, off
+        cdef cnp.ndarray arr
+        self.chunk_rows = max(1, chunk_rows)
+        self.n_events = n_events
+        self.small = np.array(spec["small_init"], dtype=np.float64)
+        self.chunk_arena = np.zeros(max(1, spec["event_row_size"] * self.chunk_rows),
+                                    dtype=np.float64)
+        self.code = np.ascontiguousarray(spec["code"], dtype=np.int64).reshape(-1, NF)
+        self.iarena = np.ascontiguousarray(spec["iarena"], dtype=np.int64)
+        if self.iarena.size == 0:
+            self.iarena = np.zeros(1, dtype=np.int64)
+        self.code_p = <const int64_t*>cnp.PyArray_DATA(self.code)
+        self.iarena_p = <const int64_t*>cnp.PyArray_DATA(self.iarena)
+        self.small_p = <double*>cnp.PyArray_DATA(self.small)
+        bufs = spec["bufs"]
+        self.n_bufs = len(bufs)
+        self.ptrs = <double**>malloc(max(1, self.n_bufs) * sizeof(double*))
+        if self.ptrs == NULL:
+            raise MemoryError()
+        cdef double* chunk_p = <double*>cnp.PyArray_DATA(self.chunk_arena)
+        for i in range(self.n_bufs):
+            kind, off, _w = bufs[i]
+            if kind == 0:
+                self.ptrs[i] = self.small_p + off
+            elif kind == 1:
+                self.ptrs[i] = chunk_p + off * self.chunk_rows
+            else:
+                self.ptrs[i] = NULL
+        self.prelude = tuple(spec["prelude"])
+        self.passes = [tuple(p[:4]) for p in spec["passes"]]
+        self.inits = [np.asarray(p[4], dtype=np.float64).reshape(-1, 2) for p in spec["passes"]]
+        self.inputs = [(int(o), int(n)) for o, n in spec["inputs"]]
+        self.n_params = sum(n for _, n in self.inputs)
+        self.nev_off = spec["nev_off"]
+        self.outputs = list(spec["outputs"])
+        self.data_bufs = [(b, bufs[b][2]) for b, _ in spec["data_bufs"]]
+        self.data = [data[d] for _, d in spec["data_bufs"]]
+        for arr in self.data:
+            if arr.dtype != np.float64 or not arr.flags.c_contiguous:
+                raise ValueError("data arrays must be C-contiguous float64")
+            if arr.shape[0] != n_events:
+                raise ValueError("data arrays must all have n_events rows")
+        self.keep = bufs
+
+    def __dealloc__(self):
+        if self.ptrs != NULL:
+            free(self.ptrs)
+
+    @property
+    def chunk_rows(self):
+        return self.chunk_rows
+
+    @cython.boundscheck(True)
+    def run(self, const double[::1] params, double[::1] out):
+        """Replay all segments at `params`; write the outputs, concatenated, into `out`."""
+        cdef Py_ssize_t i, s0, s1, t0, t1, r0, rows, total = 0
+        cdef Py_ssize_t nd = len(self.data_bufs)
+        cdef Py_ssize_t off, size
+        if params.shape[0] != self.n_params:
+            raise ValueError(f"expected {self.n_params} input values, got {params.shape[0]}")
+        for off, size in self.outputs:
+            total += size
+        if out.shape[0] != total:
+            raise ValueError("output buffer has the wrong size")
+        # per-pass values gathered while holding the GIL; the loops below run without it
+        cdef Py_ssize_t np_ = len(self.passes)
+        cdef Py_ssize_t* dbuf = <Py_ssize_t*>malloc((nd + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* dwidth = <Py_ssize_t*>malloc((nd + 1) * sizeof(Py_ssize_t))
+        cdef double** dbase = <double**>malloc((nd + 1) * sizeof(double*))
+        cdef double[:, ::1] init
+        cdef Py_ssize_t pi, q
+        try:
+            for i in range(nd):
+                dbuf[i] = self.data_bufs[i][0]
+                dwidth[i] = self.data_bufs[i][1]
+                dbase[i] = <double*>cnp.PyArray_DATA(self.data[i])
+            q = 0
+            for off, size in self.inputs:
+                for i in range(size):
+                    self.small_p[off + i] = params[q + i]
+                q += size
+            self.small_p[self.nev_off] = <double>self.n_events
+            s0, s1 = self.prelude
+            with nogil:
+                exec_block(self.code_p + s0 * NF, s1 - s0, self.ptrs, self.iarena_p, 1)
+            for pi in range(np_):
+                s0, s1, t0, t1 = self.passes[pi]
+                init = self.inits[pi]
+                for q in range(init.shape[0]):
+                    self.small_p[<Py_ssize_t>init[q, 0]] = init[q, 1]
+                with nogil:
+                    r0 = 0
+                    while r0 < self.n_events:
+                        rows = min(self.chunk_rows, self.n_events - r0)
+                        for i in range(nd):
+                            self.ptrs[dbuf[i]] = dbase[i] + r0 * dwidth[i]
+                        exec_block(self.code_p + s0 * NF, s1 - s0, self.ptrs, self.iarena_p,
+                                   rows)
+                        r0 += rows
+                    exec_block(self.code_p + t0 * NF, t1 - t0, self.ptrs, self.iarena_p, 1)
+        finally:
+            free(dbuf)
+            free(dwidth)
+            free(dbase)
+        total = 0
+        for off, size in self.outputs:
+            for i in range(size):
+                out[total + i] = self.small_p[off + i]
+            total += size

@@ -1,0 +1,207 @@
+"""Function: a recorded tape ready to replay its value, gradient and directional derivatives.
+
+A Function owns the recorded graph (shared, read-only, between a Function and the copies made by
+``with_data``), lowers it lazily into one program per kind of result (value; value and gradient;
+value and a directional derivative), and binds each program to the data arrays. Calls from
+several threads are serialized per Function, since a program reuses its buffers on every call.
+"""
+import re
+import threading
+
+import numpy as np
+
+from . import _replay
+from .autodiff import backward, forward
+from .data import check_data
+from .passes.lower import lower
+from .tracer import Tracer
+
+__all__ = ["Function", "chunk_rows_for"]
+
+# Default chunk arena size: the event buffers alive at once should stay in L2.
+DEFAULT_CHUNK_BYTES = 256 * 1024
+MIN_ROWS, MAX_ROWS = 64, 16384
+
+
+def _parse_bytes(limit):
+    if isinstance(limit, (int, np.integer)):
+        return int(limit)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgG]i?)?[bB]?\s*", str(limit))
+    if not m:
+        raise ValueError(f"memory_limit {limit!r} is not a size like 268435456, '256MB' or '1GiB'")
+    scale = {None: 1, "k": 1e3, "m": 1e6, "g": 1e9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+    return int(float(m.group(1)) * scale[m.group(2).lower() if m.group(2) else None])
+
+
+def chunk_rows_for(event_row_size, chunk_size=None, memory_limit=None):
+    """Rows per chunk: `chunk_size` if given, else what fits `memory_limit` or the cache target."""
+    row_bytes = 8 * max(1, event_row_size)
+    if chunk_size is not None:
+        if int(chunk_size) != chunk_size or chunk_size <= 0:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        return int(chunk_size)
+    if memory_limit is not None:
+        limit = _parse_bytes(memory_limit)
+        if limit < row_bytes:
+            raise ValueError(f"memory_limit {memory_limit!r} is smaller than the buffers of one "
+                             f"event ({row_bytes} bytes)")
+        return max(1, min(limit // row_bytes, 1 << 24))
+    rows = DEFAULT_CHUNK_BYTES // row_bytes
+    return int(max(MIN_ROWS, min(MAX_ROWS, rows // 64 * 64 or MIN_ROWS)))
+
+
+class Function:
+    """A recorded scalar function of a parameter vector, replayed in compiled code.
+
+    Made by ``tape.record``. Calling it gives the value; ``grad``/``value_and_grad`` add the exact
+    reverse-mode gradient; ``jvp`` a directional derivative by forward mode.
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> x = np.array([1.0, 2.0, 3.0])
+    >>> f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2), [0.0], data={"x": x})
+    >>> f([2.0]), f.grad([2.0])
+    (2.0, array([0.]))
+    """
+
+    def __init__(self, graph, out, data, n_events, chunk_size=None, memory_limit=None,
+                 _shared=None):
+        self._graph = graph
+        self._out = out
+        self._data = data
+        self._n_events = n_events
+        self._chunk_size = chunk_size
+        self._memory_limit = memory_limit
+        # Lowered programs depend on the graph only: shared with with_data copies.
+        self._shared = _shared if _shared is not None else {"specs": {}, "lock": threading.Lock()}
+        self._programs = {}
+        self._lock = threading.Lock()
+        self._n = graph.nodes[graph.params].size
+        chunk_rows_for(1, chunk_size, memory_limit)   # validate early
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def n_params(self):
+        """Length of the parameter vector."""
+        return self._n
+
+    @property
+    def n_events(self):
+        """Number of events in the bound data."""
+        return self._n_events
+
+    @property
+    def data(self):
+        """The bound data arrays (read-only views)."""
+        out = {}
+        for k, v in self._data.items():
+            view = v.view()
+            view.setflags(write=False)
+            out[k] = view
+        return out
+
+    def stats(self, kind="value"):
+        """Instruction counts of the lowered program `kind` ('value', 'grad', 'jvp')."""
+        return dict(self._spec(kind)["stats"], chunk_rows=self._program(kind).chunk_rows)
+
+    # -- lowering ---------------------------------------------------------------------------------
+    def _spec(self, kind):
+        specs = self._shared["specs"]
+        spec = specs.get(kind)
+        if spec is None:
+            with self._shared["lock"]:
+                spec = specs.get(kind)
+                if spec is None:
+                    spec = self._lower(kind)
+                    specs[kind] = spec
+        return spec
+
+    def _lower(self, kind):
+        g = self._graph
+        n = self._n
+        if kind == "value":
+            return lower(g, [self._out], [g.params])
+        if kind == "grad":
+            (gid,) = backward(g, self._out, [g.params])
+            gid = self._as_vector(gid)
+            return lower(g, [self._out, gid], [g.params])
+        if kind == "jvp":
+            d = g.input_direction(n)
+            (tid,) = forward(g, [self._out], {g.params: d})
+            if tid is None:
+                tid = g.const(0.0)
+            return lower(g, [self._out, tid], [g.params, d])
+        raise ValueError(kind)
+
+    def _as_vector(self, gid):
+        from . import math as T
+        g = self._graph
+        if gid is None:
+            return g.const(np.zeros(self._n))
+        return T.broadcast_trailing(Tracer(g, gid), (self._n,)).id
+
+    def _program(self, kind):
+        prog = self._programs.get(kind)
+        if prog is None:
+            spec = self._spec(kind)
+            rows = chunk_rows_for(spec["event_row_size"], self._chunk_size, self._memory_limit)
+            data = [self._data[name] for name in spec["data_names"]]
+            prog = _replay.Program(spec, data, self._n_events, rows)
+            self._programs[kind] = prog
+        return prog
+
+    def _run(self, kind, x, size):
+        prog = self._programs.get(kind) or self._program(kind)
+        out = np.empty(size)
+        with self._lock:
+            prog.run(x, out)
+        return out
+
+    def _params(self, p):
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        if p.shape != (self._n,):
+            raise ValueError(f"expected a parameter vector of length {self._n}, got shape {p.shape}")
+        return p
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def __call__(self, p):
+        """The value at parameters `p` (a float)."""
+        return float(self._run("value", self._params(p), 1)[0])
+
+    def value_and_grad(self, p):
+        """(value, gradient) at `p` from one replay of the value-and-gradient program."""
+        out = self._run("grad", self._params(p), 1 + self._n)
+        return float(out[0]), out[1:]
+
+    def grad(self, p):
+        """The exact gradient at `p` (reverse mode), an array of length ``n_params``."""
+        return self.value_and_grad(p)[1]
+
+    def jvp(self, p, v):
+        """The directional derivative of the value at `p` along `v` (forward mode), a float."""
+        p = self._params(p)
+        v = np.ascontiguousarray(v, dtype=np.float64)
+        if v.shape != (self._n,):
+            raise ValueError(f"direction must have length {self._n}, got shape {v.shape}")
+        return float(self._run("jvp", np.concatenate([p, v]), 2)[1])
+
+    # -- data -------------------------------------------------------------------------------------
+    def with_data(self, **arrays):
+        """A Function replaying the same tape on new data arrays (same names and row shapes).
+
+        Nothing is recorded or lowered again.
+
+        >>> import numpy as np, tape
+        >>> f = tape.record(lambda p, x: np.sum(x * p[0]), [1.0], data={"x": np.ones(3)})
+        >>> f.with_data(x=np.ones(5))([1.0])
+        5.0
+        """
+        expected = {name: self._graph.nodes[nid].shape for name, nid in self._graph.data.items()}
+        data, n = check_data(arrays, expected)
+        return Function(self._graph, self._out, data, n, self._chunk_size, self._memory_limit,
+                        _shared=self._shared)
+
+    def __repr__(self):
+        names = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self._data.items())
+        return f"<tape.Function n_params={self._n} data=[{names}] nodes={len(self._graph)}>"

@@ -1,0 +1,68 @@
+"""Reductions: over the event axis (accumulated chunk by chunk, compensated) and over trailing axes.
+
+``sum_events``/``max_events`` take an event array to a parameter-like array: they end a body pass.
+``sum_last``/``max_last`` reduce the last ``m`` elements of each row (trailing axes), keeping the
+event flag. ``tape.math`` builds ``sum``, ``mean``, ``amax`` and ``logsumexp`` from these.
+"""
+import numpy as np
+
+from .. import math as T
+from ..errors import ShapeError
+from .core import defop
+
+
+def _events_shape(graph, ids, attrs):
+    n = graph.nodes[ids[0]]
+    if not n.event:
+        raise ShapeError("an event-axis reduction needs an event array")
+    return n.shape, False, ids
+
+
+def _last_shape(graph, ids, attrs):
+    m, shape = attrs
+    n = graph.nodes[ids[0]]
+    if int(np.prod(shape, dtype=np.int64)) * m != n.size:
+        raise ShapeError(f"cannot reduce {n.shape} to {shape} over blocks of {m}")
+    return shape, n.event, ids
+
+
+def _back(v, x, m, shape):
+    """Repeat each element of `v` (shape `shape`) m times: the layout of the reduced input `x`."""
+    v = T.broadcast_trailing(v, shape)
+    idx = tuple(int(i) for i in np.repeat(np.arange(int(np.prod(shape, dtype=np.int64))), m))
+    return T.gather(v, idx, x.node.shape)
+
+
+def _sum_events_jvp(t, ans, x):
+    t = T.broadcast_trailing(t, x.node.shape)
+    if t.event:
+        return T.apply("sum_events", t)
+    return t * T.n_events(x)
+
+
+def _max_events_jvp(t, ans, x):
+    hit = T.equal(x, ans)
+    return T.apply("sum_events", T.where(hit, T.broadcast_trailing(t, x.node.shape), 0.0)) \
+        / T.apply("sum_events", hit)
+
+
+defop("sum_events", ("sum_events", None),
+      None, _events_shape,
+      (lambda g, ans, x: g,),
+      (_sum_events_jvp,),
+      linear=True)
+defop("max_events", ("max_events", None),
+      None, _events_shape,
+      (lambda g, ans, x: T.where(T.equal(x, ans), g, 0.0),),
+      (_max_events_jvp,))
+defop("sum_last", ("sum_seg", None),
+      lambda x, m, shape: x.reshape(-1, m).sum(axis=1).reshape(shape), _last_shape,
+      (lambda g, ans, x, m, shape: _back(g, x, m, shape),),
+      (lambda t, ans, x, m, shape: T.apply("sum_last", T.broadcast_trailing(t, x.node.shape), attrs=(m, shape)),),
+      linear=True)
+defop("max_last", ("max_seg", None),
+      lambda x, m, shape: x.reshape(-1, m).max(axis=1).reshape(shape), _last_shape,
+      (lambda g, ans, x, m, shape: T.where(T.equal(x, _back(ans, x, m, shape)), _back(g, x, m, shape), 0.0),),
+      (lambda t, ans, x, m, shape: (
+          T.apply("sum_last", T.where(T.equal(x, _back(ans, x, m, shape)), T.broadcast_trailing(t, x.node.shape), 0.0), attrs=(m, shape))
+          / T.apply("sum_last", T.equal(x, _back(ans, x, m, shape)), attrs=(m, shape))),))

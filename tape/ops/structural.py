@@ -1,0 +1,65 @@
+"""Structural ops: gather (indexing, broadcasting, transposes), scatter-add, reshape, stop_gradient.
+
+Indices are fixed at record time and refer to the flattened trailing shape, applied to every event
+row alike. ``reshape`` and ``stop_gradient`` are aliases: they share their input's buffer and
+emit no instruction.
+"""
+import numpy as np
+
+from .. import math as T
+from ..errors import ShapeError
+from .core import defop
+
+
+def _gather_shape(graph, ids, attrs):
+    idx, shape = attrs
+    n = graph.nodes[ids[0]]
+    if len(idx) != int(np.prod(shape, dtype=np.int64)) or (idx and max(idx) >= n.size):
+        raise ShapeError("gather indices do not fit the operand")
+    return shape, n.event, ids
+
+
+def _scatter_shape(graph, ids, attrs):
+    idx, shape = attrs
+    n = graph.nodes[ids[0]]
+    if len(idx) != n.size or (idx and max(idx) >= int(np.prod(shape, dtype=np.int64))):
+        raise ShapeError("scatter indices do not fit the operand")
+    return shape, n.event, ids
+
+
+def _reshape_shape(graph, ids, attrs):
+    (shape,) = attrs
+    n = graph.nodes[ids[0]]
+    if int(np.prod(shape, dtype=np.int64)) != n.size:
+        raise ShapeError(f"cannot reshape {n.shape} to {shape}")
+    return shape, n.event, ids
+
+
+def _same_shape(graph, ids, attrs):
+    n = graph.nodes[ids[0]]
+    return n.shape, n.event, ids
+
+
+def _gather_impl(x, idx, shape):
+    return np.asarray(x).ravel()[np.asarray(idx, dtype=np.int64)].reshape(shape)
+
+
+def _scatter_impl(x, idx, shape):
+    out = np.zeros(int(np.prod(shape, dtype=np.int64)))
+    np.add.at(out, np.asarray(idx, dtype=np.int64), np.asarray(x).ravel())
+    return out.reshape(shape)
+
+
+defop("gather", ("gather", None), _gather_impl, _gather_shape,
+      (lambda g, ans, x, idx, shape: T.scatter_add(T.broadcast_trailing(g, shape), idx, x.node.shape),),
+      (lambda t, ans, x, idx, shape: T.gather(T.broadcast_trailing(t, x.node.shape), idx, shape),),
+      linear=True)
+defop("scatter_add", ("scatter_add", None), _scatter_impl, _scatter_shape,
+      (lambda g, ans, x, idx, shape: T.gather(T.broadcast_trailing(g, shape), idx, x.node.shape),),
+      (lambda t, ans, x, idx, shape: T.scatter_add(T.broadcast_trailing(t, x.node.shape), idx, shape),),
+      linear=True)
+defop("reshape", None, lambda x, shape: np.reshape(x, shape), _reshape_shape,
+      (lambda g, ans, x, shape: T.apply("reshape", T.broadcast_trailing(g, shape), attrs=(x.node.shape,)),),
+      (lambda t, ans, x, shape: T.apply("reshape", T.broadcast_trailing(t, x.node.shape), attrs=(shape,)),),
+      linear=True)
+defop("stop_gradient", None, lambda x: x, _same_shape, (None,), (None,))

@@ -1,0 +1,94 @@
+"""Algebraic simplification and hoisting, applied to each node before it is created.
+
+Every rule returns a node of exactly the same shape and event flag as the one it replaces, or
+``None`` to leave the node alone. The hoisting rules move parameter-only work out of the per-event
+body: ``x / s`` with an event array ``x`` and a parameter-only ``s`` becomes ``x * (1/s)`` (the
+reciprocal is computed once per call, and a multiply is cheaper per event than a divide), and
+chains ``(x * a) * b`` / ``(x + a) + b`` fold their parameter-only factors together.
+"""
+import numpy as np
+
+__all__ = ["simplify"]
+
+
+def _const_equal(graph, nid, value):
+    v = graph.consts.get(nid)
+    return v is not None and v.size > 0 and bool(np.all(v == value))
+
+
+def _scalar_const(graph, nid):
+    v = graph.consts.get(nid)
+    if v is not None and v.size == 1:
+        return float(v.reshape(()))
+    return None
+
+
+def simplify(graph, name, ids, attrs, shape, event):
+    """Return the id of an existing/simpler node equal to (name, ids), or None."""
+    from ..ops.core import apply_ids
+
+    nodes = graph.nodes
+
+    def same(i):
+        n = nodes[i]
+        return n.shape == shape and n.event == event
+
+    if name in ("add", "sub", "mul", "div", "pow"):
+        a, b = ids
+        if name == "add":
+            if _const_equal(graph, b, 0.0) and same(a):
+                return a
+            if _const_equal(graph, a, 0.0) and same(b):
+                return b
+            return _reassociate(graph, "add", a, b)
+        if name == "sub":
+            if _const_equal(graph, b, 0.0) and same(a):
+                return a
+            if _const_equal(graph, a, 0.0) and same(b):
+                return apply_ids(graph, "neg", (b,))
+            return None
+        if name == "mul":
+            for x, y in ((a, b), (b, a)):
+                if _const_equal(graph, y, 1.0) and same(x):
+                    return x
+                if _const_equal(graph, y, -1.0) and same(x):
+                    return apply_ids(graph, "neg", (x,))
+            return _reassociate(graph, "mul", a, b)
+        if name == "div":
+            if _const_equal(graph, b, 1.0) and same(a):
+                return a
+            if nodes[a].event and not nodes[b].event:
+                return apply_ids(graph, "mul", (a, apply_ids(graph, "reciprocal", (b,))))
+            return None
+        if name == "pow":
+            c = _scalar_const(graph, b)
+            if c is None or not same(a):
+                return None
+            if c == 1.0:
+                return a
+            rewrite = {2.0: "square", 0.5: "sqrt", -1.0: "reciprocal"}.get(c)
+            if rewrite:
+                return apply_ids(graph, rewrite, (a,))
+            return None
+    if name == "neg":
+        n = nodes[ids[0]]
+        if n.op == "neg":
+            return n.args[0]
+    return None
+
+
+def _reassociate(graph, name, a, b):
+    """(x op p) op q -> x op (p op q) for an event x and parameter-only p, q: hoists p op q."""
+    from ..ops.core import apply_ids
+
+    nodes = graph.nodes
+    for x, q in ((a, b), (b, a)):
+        nx, nq = nodes[x], nodes[q]
+        if nq.event or not nx.event or nx.op != name:
+            continue
+        u, v = nx.args
+        for e, p in ((u, v), (v, u)):
+            if nodes[e].event and not nodes[p].event and nodes[e].shape == nx.shape:
+                if nodes[p].size == 1 and nq.size == 1:
+                    return apply_ids(graph, name, (e, apply_ids(graph, name, (p, q))))
+    return None
