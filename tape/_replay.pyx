@@ -494,8 +494,10 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
 cdef class Program:
     """A lowered tape: instruction blocks, buffer table and segment layout, ready to replay.
 
-    Built by ``tape.passes.lower``; owns its buffers (allocated once) and a reference to the
-    data arrays. Not safe for concurrent calls: ``tape.Function`` serializes them.
+    Built from the spec of ``tape.passes.lower``; owns its buffers (allocated once) and a
+    reference to the data arrays. Everything ``run`` needs is kept in C arrays so that a call
+    costs little more than its kernels. Not safe for concurrent calls: ``tape.Function``
+    serializes them.
     """
     cdef double** ptrs
     cdef Py_ssize_t n_bufs
@@ -503,18 +505,36 @@ cdef class Program:
     cdef double* small_p
     cdef const int64_t* code_p
     cdef const int64_t* iarena_p
-    cdef Py_ssize_t chunk_rows, n_events
-    cdef Py_ssize_t n_params, nev_off
-    cdef object prelude, passes, outputs, data_bufs, inits, inputs
+    cdef Py_ssize_t chunk_rows, n_events, n_params, n_out, nev_off
+    cdef Py_ssize_t pre0, pre1, n_pass, n_inputs, n_outputs, n_data, n_init
+    cdef Py_ssize_t* passes      # 4 per pass: body start, stop, epilogue start, stop
+    cdef Py_ssize_t* init_start  # per pass: first entry in init_off/init_val (n_pass + 1)
+    cdef Py_ssize_t* init_off
+    cdef double* init_val
+    cdef Py_ssize_t* inputs      # 2 per input: offset, size
+    cdef Py_ssize_t* outputs     # 2 per output: offset, size
+    cdef Py_ssize_t* dbuf
+    cdef Py_ssize_t* dwidth
+    cdef double** dbase
 
     def __cinit__(self):
         self.ptrs = NULL
+        self.passes = NULL
+        self.init_start = NULL
+        self.init_off = NULL
+        self.init_val = NULL
+        self.inputs = NULL
+        self.outputs = NULL
+        self.dbuf = NULL
+        self.dwidth = NULL
+        self.dbase = NULL
 
     def __init__(self, dict spec, list data, Py_ssize_t n_events, Py_ssize_t chunk_rows):
-        """spec keys: small_size, event_row_size, bufs (kind, offset, width), code (int64 (k, NF)),
-        iarena, prelude (start, stop), passes [(start, stop, start2, stop2, inits)],
-        inputs [(offset, size)], nev_off, outputs [(offset, size)], data_bufs [(buf, data index)]."""
-        cdef Py_ssize_t i, kind, off
+        """spec keys: small_size, small_init, event_row_size, bufs (kind, offset, width), code
+        (int64 (k, NF)), iarena, prelude (start, stop), passes [(start, stop, start2, stop2,
+        inits)], inputs [(offset, size)], nev_off, outputs [(offset, size)], data_bufs
+        [(buf, data index)]."""
+        cdef Py_ssize_t i, j, q, kind, off
         cdef cnp.ndarray arr
         self.chunk_rows = max(1, chunk_rows)
         self.n_events = n_events
@@ -529,10 +549,9 @@ cdef class Program:
         self.iarena_p = <const int64_t*>cnp.PyArray_DATA(self.iarena)
         self.small_p = <double*>cnp.PyArray_DATA(self.small)
         bufs = spec["bufs"]
+        self.keep = bufs
         self.n_bufs = len(bufs)
-        self.ptrs = <double**>malloc(max(1, self.n_bufs) * sizeof(double*))
-        if self.ptrs == NULL:
-            raise MemoryError()
+        self.ptrs = <double**>_alloc(max(1, self.n_bufs) * sizeof(double*))
         cdef double* chunk_p = <double*>cnp.PyArray_DATA(self.chunk_arena)
         for i in range(self.n_bufs):
             kind, off, _w = bufs[i]
@@ -542,84 +561,134 @@ cdef class Program:
                 self.ptrs[i] = chunk_p + off * self.chunk_rows
             else:
                 self.ptrs[i] = NULL
-        self.prelude = tuple(spec["prelude"])
-        self.passes = [tuple(p[:4]) for p in spec["passes"]]
-        self.inits = [np.asarray(p[4], dtype=np.float64).reshape(-1, 2) for p in spec["passes"]]
-        self.inputs = [(int(o), int(n)) for o, n in spec["inputs"]]
-        self.n_params = sum(n for _, n in self.inputs)
+        self.pre0, self.pre1 = spec["prelude"]
+        plist = spec["passes"]
+        self.n_pass = len(plist)
+        self.passes = <Py_ssize_t*>_alloc((4 * self.n_pass + 1) * sizeof(Py_ssize_t))
+        self.init_start = <Py_ssize_t*>_alloc((self.n_pass + 1) * sizeof(Py_ssize_t))
+        self.n_init = sum(len(p[4]) for p in plist)
+        self.init_off = <Py_ssize_t*>_alloc((self.n_init + 1) * sizeof(Py_ssize_t))
+        self.init_val = <double*>_alloc((self.n_init + 1) * sizeof(double))
+        q = 0
+        for i in range(self.n_pass):
+            for j in range(4):
+                self.passes[4 * i + j] = plist[i][j]
+            self.init_start[i] = q
+            for off, val in plist[i][4]:
+                self.init_off[q] = off
+                self.init_val[q] = val
+                q += 1
+        self.init_start[self.n_pass] = q
+        ins = spec["inputs"]
+        self.n_inputs = len(ins)
+        self.inputs = <Py_ssize_t*>_alloc((2 * self.n_inputs + 1) * sizeof(Py_ssize_t))
+        self.n_params = 0
+        for i in range(self.n_inputs):
+            self.inputs[2 * i] = ins[i][0]
+            self.inputs[2 * i + 1] = ins[i][1]
+            self.n_params += ins[i][1]
+        outs = spec["outputs"]
+        self.n_outputs = len(outs)
+        self.outputs = <Py_ssize_t*>_alloc((2 * self.n_outputs + 1) * sizeof(Py_ssize_t))
+        self.n_out = 0
+        for i in range(self.n_outputs):
+            self.outputs[2 * i] = outs[i][0]
+            self.outputs[2 * i + 1] = outs[i][1]
+            self.n_out += outs[i][1]
         self.nev_off = spec["nev_off"]
-        self.outputs = list(spec["outputs"])
-        self.data_bufs = [(b, bufs[b][2]) for b, _ in spec["data_bufs"]]
-        self.data = [data[d] for _, d in spec["data_bufs"]]
-        for arr in self.data:
+        dlist = spec["data_bufs"]
+        self.n_data = len(dlist)
+        self.data = [data[d] for _, d in dlist]
+        self.dbuf = <Py_ssize_t*>_alloc((self.n_data + 1) * sizeof(Py_ssize_t))
+        self.dwidth = <Py_ssize_t*>_alloc((self.n_data + 1) * sizeof(Py_ssize_t))
+        self.dbase = <double**>_alloc((self.n_data + 1) * sizeof(double*))
+        for i in range(self.n_data):
+            arr = self.data[i]
             if arr.dtype != np.float64 or not arr.flags.c_contiguous:
                 raise ValueError("data arrays must be C-contiguous float64")
             if arr.shape[0] != n_events:
                 raise ValueError("data arrays must all have n_events rows")
-        self.keep = bufs
+            self.dbuf[i] = dlist[i][0]
+            self.dwidth[i] = bufs[dlist[i][0]][2]
+            self.dbase[i] = <double*>cnp.PyArray_DATA(arr)
 
     def __dealloc__(self):
-        if self.ptrs != NULL:
-            free(self.ptrs)
+        free(self.ptrs)
+        free(self.passes)
+        free(self.init_start)
+        free(self.init_off)
+        free(self.init_val)
+        free(self.inputs)
+        free(self.outputs)
+        free(self.dbuf)
+        free(self.dwidth)
+        free(self.dbase)
 
     @property
     def chunk_rows(self):
         return self.chunk_rows
 
+    @property
+    def n_outputs(self):
+        """Total length of the concatenated outputs."""
+        return self.n_out
+
+    cdef void _replay(self, const double* params) noexcept nogil:
+        cdef Py_ssize_t i, k, q, r0, rows, off, size
+        cdef Py_ssize_t* ps
+        q = 0
+        for i in range(self.n_inputs):
+            off = self.inputs[2 * i]
+            size = self.inputs[2 * i + 1]
+            for k in range(size):
+                self.small_p[off + k] = params[q + k]
+            q += size
+        self.small_p[self.nev_off] = <double>self.n_events
+        exec_block(self.code_p + self.pre0 * NF, self.pre1 - self.pre0, self.ptrs,
+                   self.iarena_p, 1)
+        for i in range(self.n_pass):
+            ps = self.passes + 4 * i
+            for k in range(self.init_start[i], self.init_start[i + 1]):
+                self.small_p[self.init_off[k]] = self.init_val[k]
+            r0 = 0
+            while r0 < self.n_events:
+                rows = min(self.chunk_rows, self.n_events - r0)
+                for k in range(self.n_data):
+                    self.ptrs[self.dbuf[k]] = self.dbase[k] + r0 * self.dwidth[k]
+                exec_block(self.code_p + ps[0] * NF, ps[1] - ps[0], self.ptrs, self.iarena_p,
+                           rows)
+                r0 += rows
+            exec_block(self.code_p + ps[2] * NF, ps[3] - ps[2], self.ptrs, self.iarena_p, 1)
+
     @cython.boundscheck(True)
     def run(self, const double[::1] params, double[::1] out):
-        """Replay all segments at `params`; write the outputs, concatenated, into `out`."""
-        cdef Py_ssize_t i, s0, s1, t0, t1, r0, rows, total = 0
-        cdef Py_ssize_t nd = len(self.data_bufs)
-        cdef Py_ssize_t off, size
+        """Replay all segments at `params` (the inputs, concatenated); write the outputs,
+        concatenated, into `out`."""
+        cdef Py_ssize_t i, k, q
         if params.shape[0] != self.n_params:
             raise ValueError(f"expected {self.n_params} input values, got {params.shape[0]}")
-        for off, size in self.outputs:
-            total += size
-        if out.shape[0] != total:
-            raise ValueError("output buffer has the wrong size")
-        # per-pass values gathered while holding the GIL; the loops below run without it
-        cdef Py_ssize_t np_ = len(self.passes)
-        cdef Py_ssize_t* dbuf = <Py_ssize_t*>malloc((nd + 1) * sizeof(Py_ssize_t))
-        cdef Py_ssize_t* dwidth = <Py_ssize_t*>malloc((nd + 1) * sizeof(Py_ssize_t))
-        cdef double** dbase = <double**>malloc((nd + 1) * sizeof(double*))
-        cdef double[:, ::1] init
-        cdef Py_ssize_t pi, q
-        try:
-            for i in range(nd):
-                dbuf[i] = self.data_bufs[i][0]
-                dwidth[i] = self.data_bufs[i][1]
-                dbase[i] = <double*>cnp.PyArray_DATA(self.data[i])
+        if out.shape[0] != self.n_out:
+            raise ValueError(f"output buffer has size {out.shape[0]}, expected {self.n_out}")
+        with nogil:
+            self._replay(&params[0] if self.n_params else NULL)
             q = 0
-            for off, size in self.inputs:
-                for i in range(size):
-                    self.small_p[off + i] = params[q + i]
-                q += size
-            self.small_p[self.nev_off] = <double>self.n_events
-            s0, s1 = self.prelude
-            with nogil:
-                exec_block(self.code_p + s0 * NF, s1 - s0, self.ptrs, self.iarena_p, 1)
-            for pi in range(np_):
-                s0, s1, t0, t1 = self.passes[pi]
-                init = self.inits[pi]
-                for q in range(init.shape[0]):
-                    self.small_p[<Py_ssize_t>init[q, 0]] = init[q, 1]
-                with nogil:
-                    r0 = 0
-                    while r0 < self.n_events:
-                        rows = min(self.chunk_rows, self.n_events - r0)
-                        for i in range(nd):
-                            self.ptrs[dbuf[i]] = dbase[i] + r0 * dwidth[i]
-                        exec_block(self.code_p + s0 * NF, s1 - s0, self.ptrs, self.iarena_p,
-                                   rows)
-                        r0 += rows
-                    exec_block(self.code_p + t0 * NF, t1 - t0, self.ptrs, self.iarena_p, 1)
-        finally:
-            free(dbuf)
-            free(dwidth)
-            free(dbase)
-        total = 0
-        for off, size in self.outputs:
-            for i in range(size):
-                out[total + i] = self.small_p[off + i]
-            total += size
+            for i in range(self.n_outputs):
+                for k in range(self.outputs[2 * i + 1]):
+                    out[q + k] = self.small_p[self.outputs[2 * i] + k]
+                q += self.outputs[2 * i + 1]
+
+    @cython.boundscheck(True)
+    def value(self, const double[::1] params):
+        """Replay and return the first output as a float (the fast path of a plain call)."""
+        if params.shape[0] != self.n_params:
+            raise ValueError(f"expected {self.n_params} input values, got {params.shape[0]}")
+        with nogil:
+            self._replay(&params[0] if self.n_params else NULL)
+        return self.small_p[self.outputs[0]]
+
+
+cdef void* _alloc(size_t n) except NULL:
+    cdef void* p = malloc(n)
+    if p == NULL:
+        raise MemoryError()
+    return p

@@ -159,7 +159,8 @@ class Function:
         return out
 
     def _params(self, p):
-        p = np.ascontiguousarray(p, dtype=np.float64)
+        if type(p) is not np.ndarray or p.dtype != np.float64 or not p.flags.c_contiguous:
+            p = np.ascontiguousarray(p, dtype=np.float64)
         if p.shape != (self._n,):
             raise ValueError(f"expected a parameter vector of length {self._n}, got shape {p.shape}")
         return p
@@ -167,7 +168,10 @@ class Function:
     # -- evaluation -------------------------------------------------------------------------------
     def __call__(self, p):
         """The value at parameters `p` (a float)."""
-        return float(self._run("value", self._params(p), 1)[0])
+        prog = self._programs.get("value") or self._program("value")
+        p = self._params(p)
+        with self._lock:
+            return prog.value(p)
 
     def value_and_grad(self, p):
         """(value, gradient) at `p` from one replay of the value-and-gradient program."""

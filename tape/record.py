@@ -45,7 +45,7 @@ def record(fn, params, data=None, *, chunk_size=None, memory_limit=None):
     >>> round(f([1.5, 1.0]), 12)
     1.0
     >>> f.grad([1.5, 1.0])
-    array([ 0., 1.])
+    array([0., 1.])
     """
     p0 = np.asarray(params, dtype=np.float64)
     if p0.ndim != 1:
