@@ -8,6 +8,8 @@ Nodes are hash-consed on creation (common-subexpression elimination for free) an
 deduplicated by value; folding and algebraic simplification happen in ``tape.passes.simplify``
 before a node is created.
 """
+import math
+
 import numpy as np
 
 __all__ = ["Node", "Graph"]
@@ -16,7 +18,7 @@ __all__ = ["Node", "Graph"]
 class Node:
     """One instruction: ``op`` applied to the nodes ``args`` with hashable ``attrs``."""
 
-    __slots__ = ("op", "args", "shape", "event", "attrs")
+    __slots__ = ("op", "args", "shape", "event", "attrs", "size")
 
     def __init__(self, op, args, shape, event, attrs):
         self.op = op
@@ -24,11 +26,7 @@ class Node:
         self.shape = shape
         self.event = event
         self.attrs = attrs
-
-    @property
-    def size(self):
-        """Elements per event (event nodes) or in total (other nodes)."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        self.size = math.prod(shape)   # elements per event (event nodes) or in total
 
     def __repr__(self):
         ev = "N," if self.event else ""

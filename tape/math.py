@@ -280,7 +280,7 @@ def reshape(x, shape, order="C"):
         rest = shape[1:]
         if -1 in rest:
             raise ShapeError("only the event axis may be -1 in a reshape of an event array")
-        if int(np.prod(rest, dtype=np.int64)) != x.node.size:
+        if _math.prod(rest) != x.node.size:
             raise ShapeError(f"cannot reshape event rows of shape {x.node.shape} to {rest}")
         return reshape_trailing(x, rest)
     new = np.empty(x.node.shape, dtype=np.int8).reshape(shape).shape
@@ -354,7 +354,7 @@ def concatenate(arrays, axis=0, **kwargs):
         s[axis] = out_shape[axis]
         if tuple(s) != tuple(out_shape):
             raise ShapeError("concatenate: shapes differ off the concatenation axis")
-    pos = np.arange(int(np.prod(out_shape, dtype=np.int64))).reshape(out_shape)
+    pos = np.arange(_math.prod(out_shape)).reshape(out_shape)
     parts = np.split(pos, np.cumsum(sizes)[:-1], axis=axis)
     out = None
     for x, p in zip(xs, parts):
@@ -400,7 +400,7 @@ def _reduce(x, axis, keepdims, kind):
         perm = keep + t_axes
         if perm != list(range(len(tshape))):
             y = _from_template(y, np.transpose(_trailing_template(y), perm))
-        m = int(np.prod([tshape[i] for i in t_axes], dtype=np.int64))
+        m = _math.prod([tshape[i] for i in t_axes])
         out_shape = tuple(tshape[i] for i in keep)
         y = apply("sum_last" if kind == "sum" else "max_last", y, attrs=(m, out_shape))
     if x.event and 0 in axes:

@@ -6,6 +6,8 @@ A Tracer is a handle on one node of the graph being recorded. Python operators,
 Anything that would need the value now (``if t > 0``, ``float(t)``, ``np.asarray(t)``) raises
 ``TracingError`` with a hint, because the tape is recorded once and replayed for other values.
 """
+import math
+
 import numpy as np
 
 from .errors import TracingError
@@ -49,7 +51,7 @@ class Tracer:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def dtype(self):

@@ -7,6 +7,8 @@ rule per argument). Rules are written with traced operations, so the derivative 
 is itself a recorded tape: the same passes optimize it and the same interpreter replays it, and
 applying ``jvp`` to a gradient tape gives forward-over-reverse Hessians.
 """
+import math
+
 import numpy as np
 
 from ..errors import ShapeError
@@ -138,7 +140,7 @@ def elementwise_shape(graph, ids, attrs):
     except ValueError as e:
         full = [("N",) + nodes[i].shape if nodes[i].event else nodes[i].shape for i in ids]
         raise ShapeError(f"operands could not be broadcast together with shapes {full}") from e
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     out = []
     for i, s in zip(ids, trailing):
         n = nodes[i]

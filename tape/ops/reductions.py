@@ -4,6 +4,8 @@
 ``sum_last``/``max_last`` reduce the last ``m`` elements of each row (trailing axes), keeping the
 event flag. ``tape.math`` builds ``sum``, ``mean``, ``amax`` and ``logsumexp`` from these.
 """
+import math
+
 import numpy as np
 
 from .. import math as T
@@ -21,7 +23,7 @@ def _events_shape(graph, ids, attrs):
 def _last_shape(graph, ids, attrs):
     m, shape = attrs
     n = graph.nodes[ids[0]]
-    if int(np.prod(shape, dtype=np.int64)) * m != n.size:
+    if math.prod(shape) * m != n.size:
         raise ShapeError(f"cannot reduce {n.shape} to {shape} over blocks of {m}")
     return shape, n.event, ids
 
@@ -29,7 +31,7 @@ def _last_shape(graph, ids, attrs):
 def _back(v, x, m, shape):
     """Repeat each element of `v` (shape `shape`) m times: the layout of the reduced input `x`."""
     v = T.broadcast_trailing(v, shape)
-    idx = tuple(int(i) for i in np.repeat(np.arange(int(np.prod(shape, dtype=np.int64))), m))
+    idx = tuple(int(i) for i in np.repeat(np.arange(math.prod(shape)), m))
     return T.gather(v, idx, x.node.shape)
 
 

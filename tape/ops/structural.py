@@ -4,6 +4,8 @@ Indices are fixed at record time and refer to the flattened trailing shape, appl
 row alike. ``reshape`` and ``stop_gradient`` are aliases: they share their input's buffer and
 emit no instruction.
 """
+import math
+
 import numpy as np
 
 from .. import math as T
@@ -14,7 +16,7 @@ from .core import defop
 def _gather_shape(graph, ids, attrs):
     idx, shape = attrs
     n = graph.nodes[ids[0]]
-    if len(idx) != int(np.prod(shape, dtype=np.int64)) or (idx and max(idx) >= n.size):
+    if len(idx) != math.prod(shape) or (idx and max(idx) >= n.size):
         raise ShapeError("gather indices do not fit the operand")
     return shape, n.event, ids
 
@@ -22,7 +24,7 @@ def _gather_shape(graph, ids, attrs):
 def _scatter_shape(graph, ids, attrs):
     idx, shape = attrs
     n = graph.nodes[ids[0]]
-    if len(idx) != n.size or (idx and max(idx) >= int(np.prod(shape, dtype=np.int64))):
+    if len(idx) != n.size or (idx and max(idx) >= math.prod(shape)):
         raise ShapeError("scatter indices do not fit the operand")
     return shape, n.event, ids
 
@@ -30,7 +32,7 @@ def _scatter_shape(graph, ids, attrs):
 def _reshape_shape(graph, ids, attrs):
     (shape,) = attrs
     n = graph.nodes[ids[0]]
-    if int(np.prod(shape, dtype=np.int64)) != n.size:
+    if math.prod(shape) != n.size:
         raise ShapeError(f"cannot reshape {n.shape} to {shape}")
     return shape, n.event, ids
 
@@ -45,7 +47,7 @@ def _gather_impl(x, idx, shape):
 
 
 def _scatter_impl(x, idx, shape):
-    out = np.zeros(int(np.prod(shape, dtype=np.int64)))
+    out = np.zeros(math.prod(shape))
     np.add.at(out, np.asarray(idx, dtype=np.int64), np.asarray(x).ravel())
     return out.reshape(shape)
 
