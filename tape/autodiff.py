@@ -81,6 +81,8 @@ def forward(graph, outs, tangents):
     """Tangents of the nodes `outs` given `tangents` ({input node id: tangent node id}).
 
     Returns a list of node ids (None where the output does not depend on the seeded inputs).
+    Constant seeds (unit vectors, for Hessian columns) fold through the tape, and tangents that
+    fold to zero are dropped.
     """
     order = graph.ancestors(list(outs))
     nodes = graph.nodes
@@ -103,6 +105,12 @@ def forward(graph, outs, tangents):
                 continue
             c = rule(Tracer(graph, tan[a]), ans, *args, *node.attrs)
             total = c if total is None else total + c
-        if total is not None:
+        if total is not None and not _is_zero(graph, total.id):
             tan[i] = total.id
     return [tan.get(o) for o in outs]
+
+
+def _is_zero(graph, nid):
+    """A constant all-zero tangent is a symbolic zero: dropping it prunes whole tangent paths."""
+    v = graph.consts.get(nid)
+    return v is not None and not v.any()

@@ -123,9 +123,19 @@ class Function:
         if kind == "value":
             return lower(g, [self._out], [g.params])
         if kind == "grad":
-            (gid,) = backward(g, self._out, [g.params])
-            gid = self._as_vector(gid)
-            return lower(g, [self._out, gid], [g.params])
+            return lower(g, [self._out, self._grad_node()], [g.params])
+        if kind == "hvp":
+            d = g.input_direction(n)
+            (tid,) = forward(g, [self._grad_node()], {g.params: d})
+            return lower(g, [self._as_vector(tid)], [g.params, d])
+        if kind == "hessian":
+            gid = self._grad_node()
+            cols = []
+            for j in range(n):
+                seed = g.const(np.eye(n)[j])
+                (tid,) = forward(g, [gid], {g.params: seed})
+                cols.append(self._as_vector(tid))
+            return lower(g, cols, [g.params])
         if kind == "jvp":
             d = g.input_direction(n)
             (tid,) = forward(g, [self._out], {g.params: d})
@@ -133,6 +143,15 @@ class Function:
                 tid = g.const(0.0)
             return lower(g, [self._out, tid], [g.params, d])
         raise ValueError(kind)
+
+    def _grad_node(self):
+        """The node of the gradient vector (recorded once, shared by every derived program)."""
+        gid = self._shared.get("grad")
+        if gid is None:
+            (gid,) = backward(self._graph, self._out, [self._graph.params])
+            gid = self._as_vector(gid)
+            self._shared["grad"] = gid
+        return gid
 
     def _as_vector(self, gid):
         from . import math as T
@@ -189,6 +208,23 @@ class Function:
         if v.shape != (self._n,):
             raise ValueError(f"direction must have length {self._n}, got shape {v.shape}")
         return float(self._run("jvp", np.concatenate([p, v]), 2)[1])
+
+    def hvp(self, p, v):
+        """Hessian-vector product H(p) @ v by forward-over-reverse (exact), an array."""
+        p = self._params(p)
+        v = np.ascontiguousarray(v, dtype=np.float64)
+        if v.shape != (self._n,):
+            raise ValueError(f"direction must have length {self._n}, got shape {v.shape}")
+        return self._run("hvp", np.concatenate([p, v]), self._n)
+
+    def hessian(self, p):
+        """The exact Hessian at `p`, a symmetric (n, n) array (forward-over-reverse).
+
+        One program computes every column: a tangent sweep per unit direction over the gradient
+        tape, with zero tangents pruned at record time.
+        """
+        h = self._run("hessian", self._params(p), self._n * self._n).reshape(self._n, self._n)
+        return 0.5 * (h + h.T)
 
     # -- data -------------------------------------------------------------------------------------
     def with_data(self, **arrays):
