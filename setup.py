@@ -26,7 +26,8 @@ extensions = [
         ["tape/_replay.pyx"],
         include_dirs=[np.get_include(), "tape"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+        extra_compile_args=(["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fopenmp"],
+        extra_link_args=["-fopenmp"],
     ),
 ]
 

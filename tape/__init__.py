@@ -20,7 +20,9 @@ from .math import (abs, add, amax, amin, clip, concatenate, cos, cosh, digamma, 
                    matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, power,
                    reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
+from .persist import TapeFileError, load, save
 from .record import record
+from .threads import get_num_threads, set_num_threads
 
 max = amax
 min = amin
@@ -28,7 +30,7 @@ min = amin
 __version__ = "0.1.0"
 
 __all__ = [
-    "record", "Function", "TracingError", "ShapeError", "DataError", "check_grads",
+    "record", "Function", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
     "numerical_grad", "abs", "add", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
     "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",

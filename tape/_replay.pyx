@@ -15,6 +15,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm
+from cython.parallel cimport prange, threadid
+cimport openmp
 
 import numpy as np
 
@@ -347,6 +349,19 @@ cdef double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
     return pairwise_sum(a, half) + pairwise_sum(a + half, n - half)
 
 
+cdef double pairwise_sum_strided(const double* a, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
+    """Pairwise sum of a[0], a[s], ..., a[(n-1)s]: one column of an (n, s) block of rows."""
+    cdef Py_ssize_t i, half
+    cdef double t
+    if n <= 16:
+        t = 0.0
+        for i in range(n):
+            t += a[i * s]
+        return t
+    half = n // 2
+    return pairwise_sum_strided(a, half, s) + pairwise_sum_strided(a + half * s, n - half, s)
+
+
 cdef inline void neumaier_add(double* acc, double* comp, double x) noexcept nogil:
     """Compensated accumulation of x into (acc, comp): the chunk partials of an event sum."""
     cdef double s = acc[0] + x
@@ -424,14 +439,15 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
             else:
                 where(out, a, _stride(ma), b, _stride(mb), c, _stride(mc), total)
         elif kind == K_SUM_EVENTS:
-            comp = ptrs[I[F_X1]]
+            # this chunk's partial sums; the driver combines chunks in a fixed order
             if n == 1:
-                neumaier_add(out, comp, pairwise_sum(a, rows))
+                out[0] = pairwise_sum(a, rows)
             else:
-                for r in range(rows):
-                    for j in range(n):
-                        neumaier_add(out + j, comp + j, a[r * n + j])
+                for j in range(n):
+                    out[j] = pairwise_sum_strided(a + j, rows, n)
         elif kind == K_MAX_EVENTS:
+            for j in range(n):
+                out[j] = -INFINITY
             for r in range(rows):
                 for j in range(n):
                     if isnan(a[r * n + j]) or a[r * n + j] > out[j]:
@@ -491,38 +507,72 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
 
 
 # ---------------------------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# Threads: chunks of one body pass are replayed in parallel, each thread with its own chunk
+# buffers; every chunk leaves its partial reductions in a table that is combined in chunk order,
+# so results do not depend on the number of threads.
+cdef int _num_threads = 1
+
+
+def set_num_threads(int n):
+    """Set the number of threads that replay chunks (1 = serial)."""
+    global _num_threads
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    _num_threads = n
+
+
+def get_num_threads():
+    return _num_threads
+
+
+def max_threads():
+    """What OpenMP offers on this machine."""
+    return openmp.omp_get_max_threads()
+
+
 cdef class Program:
     """A lowered tape: instruction blocks, buffer table and segment layout, ready to replay.
 
-    Built from the spec of ``tape.passes.lower``; owns its buffers (allocated once) and a
-    reference to the data arrays. Everything ``run`` needs is kept in C arrays so that a call
-    costs little more than its kernels. Not safe for concurrent calls: ``tape.Function``
-    serializes them.
+    Built from the spec of ``tape.passes.lower``; owns its buffers (allocated once, per thread
+    for the chunk buffers) and a reference to the data arrays. Everything ``run`` needs is kept
+    in C arrays so that a call costs little more than its kernels. Not safe for concurrent
+    calls: ``tape.Function`` serializes them.
     """
-    cdef double** ptrs
+    cdef double** ptrs            # buffer table of thread 0 (and of the prelude/epilogues)
+    cdef double*** tptrs          # one buffer table per thread
+    cdef list arenas              # one chunk arena per thread
+    cdef int n_threads_alloc
     cdef Py_ssize_t n_bufs
-    cdef object small, chunk_arena, iarena, code, data, keep
+    cdef object small, iarena, code, data, keep
     cdef double* small_p
     cdef const int64_t* code_p
     cdef const int64_t* iarena_p
-    cdef Py_ssize_t chunk_rows, n_events, n_params, n_out, nev_off
-    cdef Py_ssize_t pre0, pre1, n_pass, n_inputs, n_outputs, n_data, n_init
+    cdef Py_ssize_t chunk_rows, n_events, n_params, n_out, nev_off, event_row_size
+    cdef Py_ssize_t pre0, pre1, n_pass, n_inputs, n_outputs, n_data, n_chunks
     cdef Py_ssize_t* passes      # 4 per pass: body start, stop, epilogue start, stop
-    cdef Py_ssize_t* init_start  # per pass: first entry in init_off/init_val (n_pass + 1)
-    cdef Py_ssize_t* init_off
-    cdef double* init_val
+    cdef Py_ssize_t* red_start   # per pass: first reduction in red (n_pass + 1 entries)
+    cdef Py_ssize_t* red         # 4 per reduction: partial buffer, result offset, width, is_max
+    cdef Py_ssize_t* red_col     # per pass: total width of its reductions
+    cdef double* table           # partials: n_chunks x (max total width)
+    cdef Py_ssize_t table_width
     cdef Py_ssize_t* inputs      # 2 per input: offset, size
     cdef Py_ssize_t* outputs     # 2 per output: offset, size
     cdef Py_ssize_t* dbuf
     cdef Py_ssize_t* dwidth
     cdef double** dbase
+    cdef object bufkind
 
     def __cinit__(self):
         self.ptrs = NULL
+        self.tptrs = NULL
+        self.n_threads_alloc = 0
         self.passes = NULL
-        self.init_start = NULL
-        self.init_off = NULL
-        self.init_val = NULL
+        self.red_start = NULL
+        self.red = NULL
+        self.red_col = NULL
+        self.table = NULL
         self.inputs = NULL
         self.outputs = NULL
         self.dbuf = NULL
@@ -530,17 +580,17 @@ cdef class Program:
         self.dbase = NULL
 
     def __init__(self, dict spec, list data, Py_ssize_t n_events, Py_ssize_t chunk_rows):
-        """spec keys: small_size, small_init, event_row_size, bufs (kind, offset, width), code
-        (int64 (k, NF)), iarena, prelude (start, stop), passes [(start, stop, start2, stop2,
-        inits)], inputs [(offset, size)], nev_off, outputs [(offset, size)], data_bufs
-        [(buf, data index)]."""
-        cdef Py_ssize_t i, j, q, kind, off
+        """spec keys: small_init, event_row_size, bufs (kind, offset, width), code (int64
+        (k, NF)), iarena, prelude (start, stop), passes [(start, stop, start2, stop2,
+        reductions [(partial buffer, result offset, width, is_max)])], inputs [(offset, size)],
+        nev_off, outputs [(offset, size)], data_bufs [(buf, data index)]."""
+        cdef Py_ssize_t i, j, q, kind, off, tw
         cdef cnp.ndarray arr
         self.chunk_rows = max(1, chunk_rows)
         self.n_events = n_events
+        self.n_chunks = (n_events + self.chunk_rows - 1) // self.chunk_rows
+        self.event_row_size = spec["event_row_size"]
         self.small = np.array(spec["small_init"], dtype=np.float64)
-        self.chunk_arena = np.zeros(max(1, spec["event_row_size"] * self.chunk_rows),
-                                    dtype=np.float64)
         self.code = np.ascontiguousarray(spec["code"], dtype=np.int64).reshape(-1, NF)
         self.iarena = np.ascontiguousarray(spec["iarena"], dtype=np.int64)
         if self.iarena.size == 0:
@@ -551,34 +601,36 @@ cdef class Program:
         bufs = spec["bufs"]
         self.keep = bufs
         self.n_bufs = len(bufs)
-        self.ptrs = <double**>_alloc(max(1, self.n_bufs) * sizeof(double*))
-        cdef double* chunk_p = <double*>cnp.PyArray_DATA(self.chunk_arena)
-        for i in range(self.n_bufs):
-            kind, off, _w = bufs[i]
-            if kind == 0:
-                self.ptrs[i] = self.small_p + off
-            elif kind == 1:
-                self.ptrs[i] = chunk_p + off * self.chunk_rows
-            else:
-                self.ptrs[i] = NULL
+        self.bufkind = [(int(k), int(o)) for k, o, _w in bufs]
+        self.arenas = []
+        self._ensure_threads(1)
+        self.ptrs = self.tptrs[0]
         self.pre0, self.pre1 = spec["prelude"]
         plist = spec["passes"]
         self.n_pass = len(plist)
         self.passes = <Py_ssize_t*>_alloc((4 * self.n_pass + 1) * sizeof(Py_ssize_t))
-        self.init_start = <Py_ssize_t*>_alloc((self.n_pass + 1) * sizeof(Py_ssize_t))
-        self.n_init = sum(len(p[4]) for p in plist)
-        self.init_off = <Py_ssize_t*>_alloc((self.n_init + 1) * sizeof(Py_ssize_t))
-        self.init_val = <double*>_alloc((self.n_init + 1) * sizeof(double))
+        self.red_start = <Py_ssize_t*>_alloc((self.n_pass + 1) * sizeof(Py_ssize_t))
+        self.red_col = <Py_ssize_t*>_alloc((self.n_pass + 1) * sizeof(Py_ssize_t))
+        n_red = sum(len(p[4]) for p in plist)
+        self.red = <Py_ssize_t*>_alloc((4 * n_red + 1) * sizeof(Py_ssize_t))
         q = 0
+        self.table_width = 1
         for i in range(self.n_pass):
             for j in range(4):
                 self.passes[4 * i + j] = plist[i][j]
-            self.init_start[i] = q
-            for off, val in plist[i][4]:
-                self.init_off[q] = off
-                self.init_val[q] = val
+            self.red_start[i] = q
+            tw = 0
+            for pbuf, roff, w, is_max in plist[i][4]:
+                self.red[4 * q] = pbuf
+                self.red[4 * q + 1] = roff
+                self.red[4 * q + 2] = w
+                self.red[4 * q + 3] = is_max
+                tw += w
                 q += 1
-        self.init_start[self.n_pass] = q
+            self.red_col[i] = tw
+            self.table_width = max(self.table_width, tw)
+        self.red_start[self.n_pass] = q
+        self.table = <double*>_alloc((max(1, self.n_chunks) * self.table_width) * sizeof(double))
         ins = spec["inputs"]
         self.n_inputs = len(ins)
         self.inputs = <Py_ssize_t*>_alloc((2 * self.n_inputs + 1) * sizeof(Py_ssize_t))
@@ -612,12 +664,49 @@ cdef class Program:
             self.dwidth[i] = bufs[dlist[i][0]][2]
             self.dbase[i] = <double*>cnp.PyArray_DATA(arr)
 
+    cdef int _ensure_threads(self, int n) except -1:
+        """Allocate chunk buffers and a buffer table for each of `n` threads."""
+        cdef int t
+        cdef Py_ssize_t i, kind, off
+        cdef double* chunk_p
+        cdef double** tab
+        if n <= self.n_threads_alloc:
+            return 0
+        cdef double*** grown = <double***>_alloc(n * sizeof(double**))
+        for t in range(self.n_threads_alloc):
+            grown[t] = self.tptrs[t]
+        for t in range(self.n_threads_alloc, n):
+            grown[t] = NULL
+        free(self.tptrs)
+        self.tptrs = grown
+        for t in range(self.n_threads_alloc, n):
+            arena = np.zeros(max(1, self.event_row_size * self.chunk_rows), dtype=np.float64)
+            self.arenas.append(arena)
+            chunk_p = <double*>cnp.PyArray_DATA(arena)
+            tab = <double**>_alloc(max(1, self.n_bufs) * sizeof(double*))
+            for i in range(self.n_bufs):
+                kind, off = self.bufkind[i]
+                if kind == 0:
+                    tab[i] = self.small_p + off
+                elif kind == 1:
+                    tab[i] = chunk_p + off * self.chunk_rows
+                else:
+                    tab[i] = NULL
+            self.tptrs[t] = tab
+            self.n_threads_alloc = t + 1
+        return 0
+
     def __dealloc__(self):
-        free(self.ptrs)
+        cdef int t
+        if self.tptrs != NULL:
+            for t in range(self.n_threads_alloc):
+                free(self.tptrs[t])
+            free(self.tptrs)
         free(self.passes)
-        free(self.init_start)
-        free(self.init_off)
-        free(self.init_val)
+        free(self.red_start)
+        free(self.red)
+        free(self.red_col)
+        free(self.table)
         free(self.inputs)
         free(self.outputs)
         free(self.dbuf)
@@ -633,8 +722,49 @@ cdef class Program:
         """Total length of the concatenated outputs."""
         return self.n_out
 
-    cdef void _replay(self, const double* params) noexcept nogil:
-        cdef Py_ssize_t i, k, q, r0, rows, off, size
+    cdef void _chunk(self, Py_ssize_t pi, Py_ssize_t c, int t) noexcept nogil:
+        """Replay body pass `pi` on chunk `c` with thread `t`'s buffers; store its partials."""
+        cdef double** tab = self.tptrs[t]
+        cdef Py_ssize_t* ps = self.passes + 4 * pi
+        cdef Py_ssize_t r0 = c * self.chunk_rows
+        cdef Py_ssize_t rows = min(self.chunk_rows, self.n_events - r0)
+        cdef Py_ssize_t k, j, col = 0
+        cdef Py_ssize_t* rd
+        cdef double* row = self.table + c * self.table_width
+        for k in range(self.n_data):
+            tab[self.dbuf[k]] = self.dbase[k] + r0 * self.dwidth[k]
+        exec_block(self.code_p + ps[0] * NF, ps[1] - ps[0], tab, self.iarena_p, rows)
+        for k in range(self.red_start[pi], self.red_start[pi + 1]):
+            rd = self.red + 4 * k
+            for j in range(rd[2]):
+                row[col + j] = tab[rd[0]][j]
+            col += rd[2]
+
+    cdef void _combine(self, Py_ssize_t pi) noexcept nogil:
+        """Reduce the chunk partials of pass `pi` in chunk order (compensated for sums)."""
+        cdef Py_ssize_t k, j, c, col = 0
+        cdef Py_ssize_t* rd
+        cdef double acc, comp, m, v
+        for k in range(self.red_start[pi], self.red_start[pi + 1]):
+            rd = self.red + 4 * k
+            for j in range(rd[2]):
+                if rd[3]:
+                    m = -INFINITY
+                    for c in range(self.n_chunks):
+                        v = self.table[c * self.table_width + col + j]
+                        if isnan(v) or v > m:
+                            m = v
+                    self.small_p[rd[1] + j] = m
+                else:
+                    acc = 0.0
+                    comp = 0.0
+                    for c in range(self.n_chunks):
+                        neumaier_add(&acc, &comp, self.table[c * self.table_width + col + j])
+                    self.small_p[rd[1] + j] = acc + comp
+            col += rd[2]
+
+    cdef void _replay(self, const double* params, int nt) noexcept nogil:
+        cdef Py_ssize_t i, k, q, c, off, size
         cdef Py_ssize_t* ps
         q = 0
         for i in range(self.n_inputs):
@@ -648,17 +778,19 @@ cdef class Program:
                    self.iarena_p, 1)
         for i in range(self.n_pass):
             ps = self.passes + 4 * i
-            for k in range(self.init_start[i], self.init_start[i + 1]):
-                self.small_p[self.init_off[k]] = self.init_val[k]
-            r0 = 0
-            while r0 < self.n_events:
-                rows = min(self.chunk_rows, self.n_events - r0)
-                for k in range(self.n_data):
-                    self.ptrs[self.dbuf[k]] = self.dbase[k] + r0 * self.dwidth[k]
-                exec_block(self.code_p + ps[0] * NF, ps[1] - ps[0], self.ptrs, self.iarena_p,
-                           rows)
-                r0 += rows
+            if nt > 1:
+                for c in prange(self.n_chunks, schedule="static", num_threads=nt):
+                    self._chunk(i, c, threadid())
+            else:
+                for c in range(self.n_chunks):
+                    self._chunk(i, c, 0)
+            self._combine(i)
             exec_block(self.code_p + ps[2] * NF, ps[3] - ps[2], self.ptrs, self.iarena_p, 1)
+
+    cdef int _threads(self) except -1:
+        cdef int nt = min(_num_threads, self.n_chunks) if self.n_chunks > 1 else 1
+        self._ensure_threads(nt)
+        return nt
 
     @cython.boundscheck(True)
     def run(self, const double[::1] params, double[::1] out):
@@ -669,8 +801,9 @@ cdef class Program:
             raise ValueError(f"expected {self.n_params} input values, got {params.shape[0]}")
         if out.shape[0] != self.n_out:
             raise ValueError(f"output buffer has size {out.shape[0]}, expected {self.n_out}")
+        cdef int nt = self._threads()
         with nogil:
-            self._replay(&params[0] if self.n_params else NULL)
+            self._replay(&params[0] if self.n_params else NULL, nt)
             q = 0
             for i in range(self.n_outputs):
                 for k in range(self.outputs[2 * i + 1]):
@@ -682,8 +815,9 @@ cdef class Program:
         """Replay and return the first output as a float (the fast path of a plain call)."""
         if params.shape[0] != self.n_params:
             raise ValueError(f"expected {self.n_params} input values, got {params.shape[0]}")
+        cdef int nt = self._threads()
         with nogil:
-            self._replay(&params[0] if self.n_params else NULL)
+            self._replay(&params[0] if self.n_params else NULL, nt)
         return self.small_p[self.outputs[0]]
 
 

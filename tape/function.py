@@ -13,6 +13,7 @@ import numpy as np
 from . import _replay
 from .autodiff import backward, forward
 from .data import check_data
+from .errors import DataError
 from .passes.lower import lower
 from .tracer import Tracer
 
@@ -69,7 +70,7 @@ class Function:
                  _shared=None):
         self._graph = graph
         self._out = out
-        self._data = data
+        self._data = data if data is not None else {}
         self._n_events = n_events
         self._chunk_size = chunk_size
         self._memory_limit = memory_limit
@@ -165,6 +166,10 @@ class Function:
         if prog is None:
             spec = self._spec(kind)
             rows = chunk_rows_for(spec["event_row_size"], self._chunk_size, self._memory_limit)
+            missing = [name for name in spec["data_names"] if name not in self._data]
+            if missing:
+                raise DataError(f"this Function has no data bound for {missing} (it was saved "
+                                "without its data): bind events with f.with_data(...)")
             data = [self._data[name] for name in spec["data_names"]]
             prog = _replay.Program(spec, data, self._n_events, rows)
             self._programs[kind] = prog
@@ -241,6 +246,10 @@ class Function:
         data, n = check_data(arrays, expected)
         return Function(self._graph, self._out, data, n, self._chunk_size, self._memory_limit,
                         _shared=self._shared)
+
+    def __reduce__(self):
+        from .persist import dumps, loads
+        return (loads, (dumps(self),))
 
     def __repr__(self):
         names = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self._data.items())

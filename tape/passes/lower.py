@@ -166,8 +166,7 @@ def lower(graph, outputs, inputs):
 
     code = []
     iarena, idx_off = [], {}
-    accum = {}             # reduction node -> (acc buffer, comp buffer)
-    inits = [[] for _ in range(n_pass)]
+    reductions = [[] for _ in range(n_pass)]   # per pass: (partial buf, result offset, width, is_max)
     blocks = {"pre": [], "body": [[] for _ in range(n_pass)], "post": [[] for _ in range(n_pass)]}
 
     def idx_offset(idx):
@@ -196,30 +195,20 @@ def lower(graph, outputs, inputs):
         k = body_of.get(p)
         out_block = blocks["pre"] if where == "pre" else blocks[where][k if k is not None else _post_index(p, prelude, bodies, posts)]
         if where == "body" and n.op in EVENT_REDUCTIONS:
+            # The chunk's partial goes to a chunk buffer kept to the end of the body; the driver
+            # combines the partials of all chunks into the node's (permanent) slot.
             a = args[0]
             w = max(1, n.size)
-            if n.op == "sum_events":
-                acc, comp = new_small(w, perm=True), new_small(w, perm=True)
-                accum[i] = (acc, comp)
-                inits[k] += [(bufs[acc][1] + j, 0.0) for j in range(w)]
-                inits[k] += [(bufs[comp][1] + j, 0.0) for j in range(w)]
-                out_block.append(_ins(K["sum_events"], 0, acc, slot[a], 0, 0, w, FL_EVENT_IN, comp, 0))
-            else:
-                b = new_small(w, perm=True)
-                slot[i] = b
-                permanent.add(i)
-                inits[k] += [(bufs[b][1] + j, -np.inf) for j in range(w)]
-                out_block.append(_ins(K["max_events"], 0, b, slot[a], 0, 0, w, FL_EVENT_IN, 0, 0))
+            part = buffer(1, chunk.take(w), w)
+            res = new_small(w, perm=True)
+            slot[i] = res
+            permanent.add(i)
+            reductions[k].append((part, bufs[res][1], w, int(n.op == "max_events")))
+            kind = K["sum_events"] if n.op == "sum_events" else K["max_events"]
+            out_block.append(_ins(kind, 0, part, slot[a], 0, 0, w, FL_EVENT_IN, 0, 0))
             _free_events(args, p, k, ev_last, slot, bufs, chunk, nodes)
             continue
-        if where == "post" and n.op == "sum_events":
-            acc, comp = accum[i]
-            b = new_small(max(1, n.size))
-            slot[i] = b
-            out_block.append(_ins(K["binary"], _replay.BINARY["add"], b, acc, comp, 0,
-                                  max(1, n.size), 0, 0, 0))
-            continue
-        if where == "post" and n.op == "max_events":
+        if where == "post" and n.op in EVENT_REDUCTIONS:
             continue
         # ordinary instruction: free dying inputs first when the kernel may work in place
         inplace = kname in ELEMENTWISE
@@ -279,7 +268,7 @@ def lower(graph, outputs, inputs):
         flat += blocks["body"][k]
         s1 = len(flat)
         flat += blocks["post"][k]
-        passes.append((s0, s1, s1, len(flat), inits[k]))
+        passes.append((s0, s1, s1, len(flat), reductions[k]))
     init = np.zeros(max(1, small.size))
     for off, vals in small_init.items():
         init[off:off + len(vals)] = vals
