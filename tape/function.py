@@ -22,6 +22,8 @@ __all__ = ["Function", "chunk_rows_for"]
 # Default chunk arena size: the event buffers alive at once should stay in L2.
 DEFAULT_CHUNK_BYTES = 256 * 1024
 MIN_ROWS, MAX_ROWS = 64, 16384
+# Hessian columns computed by one program (one pass over the events).
+HESSIAN_BLOCK = 16
 
 
 def _parse_bytes(limit):
@@ -34,15 +36,19 @@ def _parse_bytes(limit):
     return int(float(m.group(1)) * scale[m.group(2).lower() if m.group(2) else None])
 
 
-def chunk_rows_for(event_row_size, chunk_size=None, memory_limit=None):
-    """Rows per chunk: `chunk_size` if given, else what fits `memory_limit` or the cache target."""
+def chunk_rows_for(event_row_size, chunk_size=None, memory_limit=None, threads=1):
+    """Rows per chunk: `chunk_size` if given, else what fits `memory_limit` or the cache target.
+
+    `event_row_size` is the number of float64 event buffers the program keeps per row; with a
+    memory limit, each of `threads` threads gets its own chunk buffers.
+    """
     row_bytes = 8 * max(1, event_row_size)
     if chunk_size is not None:
         if int(chunk_size) != chunk_size or chunk_size <= 0:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         return int(chunk_size)
     if memory_limit is not None:
-        limit = _parse_bytes(memory_limit)
+        limit = _parse_bytes(memory_limit) // max(1, threads)
         if limit < row_bytes:
             raise ValueError(f"memory_limit {memory_limit!r} is smaller than the buffers of one "
                              f"event ({row_bytes} bytes)")
@@ -103,7 +109,8 @@ class Function:
         return out
 
     def stats(self, kind="value"):
-        """Instruction counts of the lowered program `kind` ('value', 'grad', 'jvp')."""
+        """Instruction counts of the lowered program `kind` ('value', 'grad', 'jvp', 'hvp',
+        or ('hessian', first column, end column))."""
         return dict(self._spec(kind)["stats"], chunk_rows=self._program(kind).chunk_rows)
 
     # -- lowering ---------------------------------------------------------------------------------
@@ -129,10 +136,10 @@ class Function:
             d = g.input_direction(n)
             (tid,) = forward(g, [self._grad_node()], {g.params: d})
             return lower(g, [self._as_vector(tid)], [g.params, d])
-        if kind == "hessian":
+        if kind[0] == "hessian":
             gid = self._grad_node()
             cols = []
-            for j in range(n):
+            for j in range(kind[1], kind[2]):
                 seed = g.const(np.eye(n)[j])
                 (tid,) = forward(g, [gid], {g.params: seed})
                 cols.append(self._as_vector(tid))
@@ -165,7 +172,8 @@ class Function:
         prog = self._programs.get(kind)
         if prog is None:
             spec = self._spec(kind)
-            rows = chunk_rows_for(spec["event_row_size"], self._chunk_size, self._memory_limit)
+            rows = chunk_rows_for(spec["event_row_size"], self._chunk_size, self._memory_limit,
+                                  _replay.get_num_threads())
             missing = [name for name in spec["data_names"] if name not in self._data]
             if missing:
                 raise DataError(f"this Function has no data bound for {missing} (it was saved "
@@ -225,10 +233,16 @@ class Function:
     def hessian(self, p):
         """The exact Hessian at `p`, a symmetric (n, n) array (forward-over-reverse).
 
-        One program computes every column: a tangent sweep per unit direction over the gradient
-        tape, with zero tangents pruned at record time.
+        Each block of up to ``HESSIAN_BLOCK`` columns is one program: a tangent sweep per unit
+        direction over the gradient tape (zero tangents pruned at record time), replayed in
+        one pass over the events.
         """
-        h = self._run("hessian", self._params(p), self._n * self._n).reshape(self._n, self._n)
+        p = self._params(p)
+        n, k = self._n, HESSIAN_BLOCK
+        h = np.empty((n, n))
+        for j0 in range(0, n, k):
+            j1 = min(n, j0 + k)
+            h[j0:j1] = self._run(("hessian", j0, j1), p, (j1 - j0) * n).reshape(j1 - j0, n)
         return 0.5 * (h + h.T)
 
     # -- data -------------------------------------------------------------------------------------

@@ -75,3 +75,44 @@ def test_hessian_of_a_function_without_data():
     p = np.array([1.5, 0.5])
     expected = [[6 * p[0] * p[1], 3 * p[0] ** 2], [3 * p[0] ** 2, np.exp(p[1])]]
     np.testing.assert_allclose(f.hessian(p), expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 4999, 5000, 10**6])
+def test_chunked_hessian_equals_unchunked(chunk):
+    x = tutorial.sample(5000, np.random.default_rng(21))
+    p = tutorial.TRUTH * 1.02
+    ref = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, chunk_size=5000)
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, chunk_size=chunk)
+    np.testing.assert_allclose(f.hessian(p), ref.hessian(p), rtol=1e-12, atol=1e-12 * np.abs(ref.hessian(p)).max())
+    np.testing.assert_allclose(f.hvp(p, np.ones(7)), ref.hvp(p, np.ones(7)), rtol=1e-12)
+
+
+def test_hessian_in_blocks_of_columns(rng):
+    """More parameters than one block: the blocks assemble the full symmetric matrix."""
+    from tape.function import HESSIAN_BLOCK
+    n = HESSIAN_BLOCK + 5
+    x = rng.normal(size=(200, n))
+
+    def fn(p, x):
+        z = x @ p
+        return np.sum(tape.softplus(z)) + 0.5 * np.sum(p ** 4)
+
+    p = rng.normal(size=n) * 0.3
+    f = tape.record(fn, p, data={"x": x})
+    s = 1.0 / (1.0 + np.exp(-(x @ p)))
+    expected = (x.T * (s * (1 - s))) @ x + np.diag(6 * p ** 2)
+    np.testing.assert_allclose(f.hessian(p), expected, rtol=1e-11, atol=1e-11)
+
+
+def test_memory_limit_bounds_the_chunk_buffers():
+    x = tutorial.sample(50_000, np.random.default_rng(2))
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, memory_limit="200kB")
+    for kind in ("value", "grad", ("hessian", 0, 7)):
+        spec = f._spec(kind)
+        rows = f._program(kind).chunk_rows
+        assert rows * spec["event_row_size"] * 8 * tape.get_num_threads() <= 200_000
+    p = tutorial.TRUTH * 1.01
+    ref = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
+    assert f(p) == pytest.approx(ref(p), rel=1e-13)
+    with pytest.raises(ValueError, match="smaller than the buffers of one event"):
+        tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, memory_limit=16)(p)

@@ -244,7 +244,7 @@ def lower(graph, outputs, inputs):
             ins = _ins(K[kname], 0, b, slot[args[0]], 0, 0, width, fl, idx_offset(n.attrs[0]),
                        max(1, src.size))
         elif kname == "matmul":
-            a_n, b_n = nodes[args[0]], nodes[args[1]]
+            a_n, b_n = nodes[n.args[0]], nodes[n.args[1]]   # shapes before alias resolution
             kdim, pdim = b_n.shape
             m = a_n.shape[0] if len(a_n.shape) == 2 else 1
             ins = _ins(K["matmul"], 0, b, slot[args[0]], slot[args[1]], 0, pdim, flags, kdim, m)
