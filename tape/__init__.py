@@ -15,13 +15,14 @@ from . import ops as _ops  # noqa: F401  (registers the op set)
 from .check import check_grads, numerical_grad
 from .errors import DataError, ShapeError, TracingError
 from .function import Function
-from .math import (abs, add, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
+from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
                    erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
                    matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, power,
                    reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
 from .persist import TapeFileError, load, save
 from .record import record
+from .tracer import Tracer
 from .threads import get_num_threads, set_num_threads
 
 max = amax
@@ -30,8 +31,8 @@ min = amin
 __version__ = "0.1.0"
 
 __all__ = [
-    "record", "Function", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
-    "numerical_grad", "abs", "add", "amax", "amin", "clip", "concatenate", "cos", "cosh",
+    "record", "Function", "Tracer", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
+    "numerical_grad", "abs", "add", "arctan", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
     "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
     "minimum", "multiply", "n_events", "ndtr", "negative", "power", "reshape", "sigmoid", "sign",

@@ -66,7 +66,8 @@ cdef enum:
     U_DIGAMMA = 16
     U_TRIGAMMA = 17
     U_RECIP = 18
-    N_UNARY = 19
+    U_ARCTAN = 19
+    N_UNARY = 20
 
 cdef enum:
     B_ADD = 0
@@ -113,7 +114,7 @@ KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVE
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
-             trigamma=U_TRIGAMMA, reciprocal=U_RECIP)
+             trigamma=U_TRIGAMMA, reciprocal=U_RECIP, arctan=U_ARCTAN)
 BINARY = dict(add=B_ADD, sub=B_SUB, mul=B_MUL, div=B_DIV, pow=B_POW, maximum=B_MAX,
               minimum=B_MIN, gt=B_GT, ge=B_GE, lt=B_LT, le=B_LE, eq=B_EQ, ne=B_NE,
               logaddexp=B_LOGADDEXP)
@@ -163,7 +164,8 @@ def _init_loops():
         B_LOOP[i] = NULL
     for name, u in dict(exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
                         sin=np.sin, cos=np.cos, tanh=np.tanh, neg=np.negative,
-                        square=np.square, abs=np.absolute, reciprocal=np.reciprocal).items():
+                        square=np.square, abs=np.absolute, reciprocal=np.reciprocal,
+                        arctan=np.arctan).items():
         _take_loop(u, U_LOOP, U_DATA, UNARY[name])
     for name, u in dict(add=np.add, sub=np.subtract, mul=np.multiply, div=np.divide,
                         pow=np.power, maximum=np.maximum, minimum=np.minimum,
@@ -191,7 +193,8 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
     cdef cnp.npy_intp dim = n
     cdef bint vector = U_LOOP[fn] != NULL and (n >= SMALL or fn == U_EXP or fn == U_LOG
                                                or fn == U_LOG1P or fn == U_EXPM1
-                                               or fn == U_SIN or fn == U_COS or fn == U_TANH)
+                                               or fn == U_SIN or fn == U_COS or fn == U_TANH
+                                               or fn == U_ARCTAN)
     if vector:
         args[0] = <char*>a
         args[1] = <char*>out

@@ -87,6 +87,7 @@ sign = _unary("sign", np.sign, "Elementwise sign (zero derivative).")
 sin = _unary("sin", np.sin, "Elementwise sine.")
 cos = _unary("cos", np.cos, "Elementwise cosine.")
 tanh = _unary("tanh", np.tanh, "Elementwise hyperbolic tangent.")
+arctan = _unary("arctan", np.arctan, "Elementwise inverse tangent.")
 sigmoid = _unary("sigmoid", _special.expit, "The logistic function 1/(1 + exp(-x)), overflow-free.")
 erf = _unary("erf", _special.erf, "The error function.")
 erfc = _unary("erfc", _special.erfc, "The complementary error function 1 - erf(x), accurate in the tail.")
@@ -526,7 +527,7 @@ UFUNCS = {
     "true_divide": divide, "power": power, "negative": negative, "positive": lambda x: x,
     "absolute": abs, "fabs": abs, "exp": exp, "log": log, "log1p": log1p, "expm1": expm1,
     "sqrt": sqrt, "square": square, "reciprocal": reciprocal, "sign": sign, "sin": sin,
-    "cos": cos, "tanh": tanh, "maximum": maximum, "minimum": minimum, "greater": greater,
+    "cos": cos, "tanh": tanh, "arctan": arctan, "maximum": maximum, "minimum": minimum, "greater": greater,
     "greater_equal": greater_equal, "less": less, "less_equal": less_equal, "equal": equal,
     "not_equal": not_equal, "logaddexp": logaddexp, "exp2": exp2, "log2": log2, "log10": log10,
     "sinh": sinh, "cosh": cosh, "matmul": matmul,

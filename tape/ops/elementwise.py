@@ -52,6 +52,7 @@ unary("abs",        np.abs,             lambda g, ans, x: g * T.sign(x),        
 unary("sign",       np.sign,            None,                                          None)
 unary("sin",        np.sin,             lambda g, ans, x: g * T.cos(x),                lambda t, ans, x: t * T.cos(x))
 unary("cos",        np.cos,             lambda g, ans, x: -g * T.sin(x),               lambda t, ans, x: -t * T.sin(x))
+unary("arctan",     np.arctan,          lambda g, ans, x: g / (1.0 + T.square(x)),     lambda t, ans, x: t / (1.0 + T.square(x)))
 unary("tanh",       np.tanh,            lambda g, ans, x: g * (1.0 - T.square(ans)),   lambda t, ans, x: t * (1.0 - T.square(ans)))
 unary("sigmoid",    _sigmoid,           lambda g, ans, x: g * (ans * (1.0 - ans)),     lambda t, ans, x: t * (ans * (1.0 - ans)))
 unary("erf",        special.erf,        lambda g, ans, x: g * (SQRT_PI_2 * T.exp(-T.square(x))),
