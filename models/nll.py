@@ -145,7 +145,7 @@ def _check_range(pdf, X, drop_outside):
             idx = np.flatnonzero(out)
             raise ValueError(
                 f"{idx.size} events of observable {o.name!r} are outside its range [{lo}, {hi}] "
-                f"(first at event {idx[0]}: {x[idx[0]]!r}; below: {int((x < lo).sum())}, above: "
+                f"(first at event {idx[0]}: {float(x[idx[0]])!r}; below: {int((x < lo).sum())}, above: "
                 f"{int((x > hi).sum())}). Pass drop_outside=True to drop them.")
         keep &= ~out
     return keep

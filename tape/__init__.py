@@ -11,7 +11,14 @@
 Recording (``tracer``, ``ops``, ``passes``) is kept apart from replay (``_replay``): the replay
 interpreter never sees a tracer.
 """
-from . import ops as _ops  # noqa: F401  (registers the op set)
+import os as _os
+
+# Idle OpenMP workers sleep instead of spinning between calls: a fit calls the tape thousands of
+# times with Python work in between, and spinning workers would steal that core (set the
+# variable yourself to choose otherwise).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import ops as _ops  # noqa: E402,F401  (registers the op set)
 from .check import check_grads, numerical_grad
 from .errors import DataError, ShapeError, TracingError
 from .function import Function

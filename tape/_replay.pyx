@@ -516,6 +516,8 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
 # buffers; every chunk leaves its partial reductions in a table that is combined in chunk order,
 # so results do not depend on the number of threads.
 cdef int _num_threads = 1
+# Fewer events than this replay on one thread: waking threads would cost more than they save.
+cdef Py_ssize_t _min_parallel_events = 65536
 
 
 def set_num_threads(int n):
@@ -528,6 +530,12 @@ def set_num_threads(int n):
 
 def get_num_threads():
     return _num_threads
+
+
+def set_min_parallel_events(Py_ssize_t n):
+    """Tapes over fewer events than `n` replay serially (results are the same either way)."""
+    global _min_parallel_events
+    _min_parallel_events = max(0, n)
 
 
 def max_threads():
@@ -791,7 +799,9 @@ cdef class Program:
             exec_block(self.code_p + ps[2] * NF, ps[3] - ps[2], self.ptrs, self.iarena_p, 1)
 
     cdef int _threads(self) except -1:
-        cdef int nt = min(_num_threads, self.n_chunks) if self.n_chunks > 1 else 1
+        cdef int nt = 1
+        if self.n_chunks > 1 and self.n_events >= _min_parallel_events:
+            nt = min(_num_threads, self.n_chunks)
         self._ensure_threads(nt)
         return nt
 

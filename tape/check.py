@@ -30,7 +30,8 @@ def check_grads(f, p, *, rtol=1e-6, atol=1e-8, eps=1e-6, n_directions=3, seed=0)
     p : array_like
         Point to check at.
     rtol, atol : float
-        Tolerances of the comparison (finite differences are good to ~1e-8 relative).
+        Tolerances of the comparison. Central differences carry a rounding error of about
+        1e-16 |f| / step, so ``atol`` is raised to ``1e-9 |f(p)|`` for large function values.
 
     Examples
     --------
@@ -39,18 +40,21 @@ def check_grads(f, p, *, rtol=1e-6, atol=1e-8, eps=1e-6, n_directions=3, seed=0)
     >>> tape.check_grads(f, [0.3, 2.0])
     """
     p = np.asarray(p, dtype=np.float64)
+    atol = max(atol, 1e-9 * abs(f(p)))
     g = f.grad(p)
     num = numerical_grad(f, p, eps)
     if not np.allclose(g, num, rtol=rtol, atol=atol):
         raise AssertionError(f"reverse gradient {g} differs from central differences {num}")
     rng = np.random.default_rng(seed)
+    scale = eps * np.maximum(1.0, np.abs(p))
     for _ in range(n_directions):
-        v = rng.normal(size=p.size)
-        d = f.jvp(p, v)
-        h = eps * max(1.0, float(np.max(np.abs(p))))
-        fd = (f(p + h * v) - f(p - h * v)) / (2 * h)
-        if not np.isclose(d, fd, rtol=rtol, atol=atol * max(1.0, np.abs(v).sum())):
-            raise AssertionError(f"forward derivative {d} along {v} differs from central "
+        u = rng.normal(size=p.size) * scale      # a step of relative size eps in every parameter
+        d = f.jvp(p, u)
+        fd = (f(p + u) - f(p - u)) / 2.0
+        if not np.isclose(d, fd, rtol=rtol, atol=atol * np.abs(u / scale).sum() * eps):
+            raise AssertionError(f"forward derivative {d} along {u} differs from central "
                                  f"differences {fd}")
+        v = u / scale
+        d = f.jvp(p, v)
         if not np.isclose(d, g @ v, rtol=1e-9, atol=atol):
             raise AssertionError(f"forward derivative {d} differs from gradient . v = {g @ v}")

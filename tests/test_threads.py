@@ -8,9 +8,12 @@ from models import tutorial
 
 @pytest.fixture
 def restore_threads():
+    from tape import _replay
     n = tape.get_num_threads()
+    _replay.set_min_parallel_events(0)      # small test tapes take the parallel path too
     yield
     tape.set_num_threads(n)
+    _replay.set_min_parallel_events(65536)
 
 
 @pytest.mark.parametrize("chunk", [1, 333, 4096])
