@@ -20,70 +20,70 @@ def _best_time(fn, repeat=5, number=1):
 
 
 def demo(n_events=1_000_000, seed=1, fit=True, out=sys.stdout):
-    """Record the tutorial NLL on generated events, show value, gradient, timings and a fit.
+    """The tutorial model end to end: generate, record, check, time, and fit.
 
     Returns the dict of figures it printed (timings in seconds).
     """
     import tape
 
     from . import tutorial
+    from .nll import UnbinnedNLL
+    from .tutorial_model import build
 
     def say(*a):
         print(*a, file=out)
 
+    model, x, params = build()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    x = tutorial.sample(n_events, rng)
+    data = model.sample(n_events, rng)
     t_sample = time.perf_counter() - t0
-    say(f"tapefit demo: the RooFit tutorial model (two Gaussians + Chebychev on [0, 10]), "
-        f"{n_events:,} events generated in {t_sample:.2f} s")
+    say(f"tapefit demo: the RooFit tutorial model (two Gaussians with a shared mean + a "
+        f"Chebychev background on [0, 10]),\n{n_events:,} events sampled in {t_sample:.2f} s")
 
     t0 = time.perf_counter()
-    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
-    f(tutorial.TRUTH)
+    nll = UnbinnedNLL(model, data)
+    nll(nll.start)
     t_record = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    f.value_and_grad(tutorial.TRUTH)
-    t_grad_build = time.perf_counter() - t0
+    order = [nll.names.index(name) for name in tutorial.NAMES]
 
-    p = tutorial.TRUTH * 1.02
-    value, grad = f.value_and_grad(p)
-    reference = tutorial.nll(p, x)
-    numeric = tape.numerical_grad(f, p)
-    say(f"\nNLL at start point  {value:.10f}   (plain numpy: {reference:.10f}, "
+    p = nll.start * 1.02
+    value, grad = nll.value_and_grad(p)
+    reference = tutorial.nll(p[order], data)
+    numeric = tape.numerical_grad(nll.function, p)
+    say(f"\nNLL at a start point  {value:.10f}   (hand-written numpy: {reference:.10f}, "
         f"relative difference {abs(value - reference) / abs(reference):.1e})")
     say(f"{'parameter':>10} {'start':>8} {'tape gradient':>16} {'central differences':>20}")
-    for name, pi, gi, ni in zip(tutorial.NAMES, p, grad, numeric):
-        say(f"{name:>10} {pi:8.4f} {gi:16.6f} {ni:20.6f}")
+    for i in order:
+        say(f"{nll.names[i]:>10} {p[i]:8.4f} {grad[i]:16.6f} {numeric[i]:20.6f}")
 
+    f = nll.function
+    f.hessian(p)
     number = max(1, int(2e6 // max(n_events, 1)))
     t_value = _best_time(lambda: f(p), number=number)
     t_vg = _best_time(lambda: f.value_and_grad(p), number=number)
-    t_numpy = _best_time(lambda: tutorial.nll(p, x), number=max(1, number // 3))
-    say(f"\ntimings (median of 5, single thread):")
-    say(f"  record + lower value program   {t_record * 1e3:9.2f} ms")
-    say(f"  gradient program (first use)   {t_grad_build * 1e3:9.2f} ms")
-    say(f"  value                          {t_value * 1e3:9.3f} ms   ({t_value / t_numpy:.2f}x plain numpy)")
-    say(f"  value and gradient             {t_vg * 1e3:9.3f} ms   ({t_vg / t_value:.2f}x value)")
-    say(f"  plain numpy value              {t_numpy * 1e3:9.3f} ms")
-    figures = dict(record=t_record, value=t_value, value_and_grad=t_vg, numpy=t_numpy,
-                   nll=value, grad=grad)
+    t_hess = _best_time(lambda: f.hessian(p), repeat=3, number=max(1, number // 4))
+    t_numpy = _best_time(lambda: tutorial.nll(p[order], data), number=max(1, number // 3))
+    say(f"\ntimings (median, {tape.get_num_threads()} thread(s)):")
+    say(f"  record the NLL + first value      {t_record * 1e3:9.2f} ms")
+    say(f"  value                             {t_value * 1e3:9.3f} ms   "
+        f"({t_value / t_numpy:.2f}x plain numpy)")
+    say(f"  value and gradient                {t_vg * 1e3:9.3f} ms   ({t_vg / t_value:.2f}x value)")
+    say(f"  exact Hessian (7 x 7)             {t_hess * 1e3:9.3f} ms   ({t_hess / t_value:.1f}x value)")
+    say(f"  plain numpy value                 {t_numpy * 1e3:9.3f} ms")
+    figures = dict(record=t_record, value=t_value, value_and_grad=t_vg, hessian=t_hess,
+                   numpy=t_numpy, nll=value, grad=grad)
 
     if fit:
-        from iminuit import Minuit
-
-        m = Minuit(f, tutorial.TRUTH * 1.05, grad=f.grad, name=tutorial.NAMES)
-        m.errordef = Minuit.LIKELIHOOD
-        m.limits = tutorial.LIMITS
         t0 = time.perf_counter()
-        m.migrad()
-        m.hesse()
+        m = nll.fit()
         t_fit = time.perf_counter() - t0
-        say(f"\nMigrad with the tape gradient: valid={m.valid}, {m.nfcn} calls, "
-            f"{t_fit:.2f} s (with HESSE)")
+        say(f"\nMigrad with the exact tape gradient: valid={m.valid}, {m.nfcn} calls, "
+            f"{m.ngrad} gradients, {t_fit:.2f} s")
         say(f"{'parameter':>10} {'fitted':>10} {'error':>10} {'truth':>8}")
-        for name, v, e, t in zip(tutorial.NAMES, m.values, m.errors, tutorial.TRUTH):
-            say(f"{name:>10} {v:10.5f} {e:10.5f} {t:8.3f}")
+        for i, truth in zip(order, tutorial.TRUTH):
+            name = nll.names[i]
+            say(f"{name:>10} {m.values[name]:10.5f} {m.errors[name]:10.5f} {truth:8.3f}")
         figures.update(fit_valid=m.valid, fit_time=t_fit, values=np.array(m.values))
     return figures
 
