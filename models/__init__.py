@@ -13,10 +13,11 @@ True
 from .nll import (NLL, BinnedNLL, GaussianConstraint, PoissonConstraint, SimultaneousNLL,
                   UnbinnedNLL)
 from .parameters import Observable, Parameter
-from .pdfs import (BreitWigner, Chebychev, Exponential, Gaussian, GenericPdf, Pdf, Polynomial,
-                   ProdPdf, SumPdf, Uniform)
+from .pdfs import (ArgusBG, BreitWigner, Chebychev, CrystalBall, Exponential, Gaussian,
+                   GenericPdf, Pdf, Polynomial, ProdPdf, SumPdf, Uniform)
 
 __all__ = ["Parameter", "Observable", "Pdf", "Gaussian", "Exponential", "Chebychev",
            "Polynomial", "BreitWigner", "Uniform", "SumPdf", "ProdPdf", "GenericPdf",
+           "CrystalBall", "ArgusBG",
            "UnbinnedNLL", "BinnedNLL", "SimultaneousNLL", "NLL", "GaussianConstraint",
            "PoissonConstraint"]

@@ -11,7 +11,8 @@ What to use when
 
 Every NLL has ``errordef = 0.5``, parameter names, ``grad``/``hessian`` (exact, from the tape), so
 ``iminuit.Minuit(nll, nll.start)`` uses them by itself; ``.function`` is the recorded
-``tape.Function`` and ``.fit()`` runs Migrad. Fixed parameters enter the tape as constants.
+``tape.Function`` and ``.fit()`` runs ``tape.fit`` (Hessian-seeded Migrad or Newton). Fixed
+parameters enter the tape as constants.
 """
 import numpy as np
 
@@ -68,7 +69,13 @@ class NLL:
 
     errordef = 0.5
     has_grad = True
-    has_hessian = True
+
+    @property
+    def has_hessian(self):
+        """Whether iminuit may use ``hessian`` by itself: not where it misreads user Hessians
+        with fixed parameters (iminuit 2.33); ``tape.fit`` always uses it, correctly."""
+        from tape.fit import hessian_layout
+        return hessian_layout() == "full"
 
     def _setup(self, all_params, record):
         self.all_parameters = _unique_parameters(all_params)
@@ -113,21 +120,20 @@ class NLL:
         return self.function.value_and_grad(self._vector(args))
 
     # -- fitting ----------------------------------------------------------------------------------
-    def fit(self, start=None, **kwargs):
-        """Minimize with Migrad on the exact gradient; errors from the exact Hessian.
+    def fit(self, start=None, *, method="migrad", hessian_seed=True, fixed=None, **kwargs):
+        """Minimize with ``tape.fit``: Hessian-seeded Migrad (or ``method="newton"``), errors
+        from the exact Hessian; returns a ``tape.FitResult``."""
+        start = self.start if start is None else np.asarray(start, dtype=np.float64)
+        return tape.fit(self.function, start, names=self.names,
+                        limits=[p.limits for p in self.parameters], fixed=fixed, method=method,
+                        hessian_seed=hessian_seed, errordef=self.errordef, **kwargs)
 
-        Returns the ``iminuit.Minuit`` object (``.values``, ``.errors``, ``.valid``, ...).
-        """
-        from iminuit import Minuit
-
-        m = Minuit(self, self.start if start is None else np.asarray(start, dtype=np.float64),
-                   name=self.names)
-        for p in self.parameters:
-            if p.limits is not None:
-                m.limits[p.name] = p.limits
-        m.migrad(**kwargs)
-        m.hesse()
-        return m
+    def profile(self, parameter, values, *, method="migrad", progress=None):
+        """Profile-likelihood scan of `parameter` (a name or Parameter) over `values`."""
+        name = getattr(parameter, "name", parameter)
+        return tape.profile(self.function, name, values, start=self.start, names=self.names,
+                            limits=[p.limits for p in self.parameters], method=method,
+                            errordef=self.errordef, progress=progress)
 
     def __repr__(self):
         return f"<{type(self).__name__} {len(self.parameters)} free parameters, " \
@@ -174,8 +180,8 @@ class UnbinnedNLL(NLL):
     >>> mu, sigma = Parameter("mu", 0.1), Parameter("sigma", 1.2, limits=(0.1, 5))
     >>> g = Gaussian(x, mu, sigma)
     >>> nll = UnbinnedNLL(g, g.sample(1000, np.random.default_rng(1)))
-    >>> m = nll.fit()
-    >>> m.valid
+    >>> r = nll.fit()
+    >>> r.valid
     True
     """
 
@@ -222,6 +228,45 @@ class UnbinnedNLL(NLL):
                                chunk_size=chunk_size, memory_limit=memory_limit)
 
         self._setup(list(pdf.parameters) + cons, record)
+        self._data_names = names
+
+    def toys(self, n_toys, rng=None, *, truth=None, n_events=None, method="migrad",
+             progress=None):
+        """Fit `n_toys` samples of the pdf at `truth` (default: the start values).
+
+        Every toy replays the one recorded tape on new events (``with_data``): nothing is
+        recorded again. Returns the list of FitResults (the toy's events are not kept).
+
+        >>> import numpy as np
+        >>> from models import Observable, Parameter, Gaussian, UnbinnedNLL
+        >>> g = Gaussian(Observable("x", (-5, 5)), Parameter("mu", 0.0), 1.0)
+        >>> nll = UnbinnedNLL(g, g.sample(500, 1))
+        >>> results = nll.toys(5, np.random.default_rng(2))
+        >>> all(r.valid for r in results)
+        True
+        """
+        if self.function.n_events == 0 and n_events is None:
+            raise ValueError("toys need n_events")
+        from tape.profile import _Progress
+        rng = np.random.default_rng(rng)
+        truth = self.start if truth is None else np.asarray(truth, dtype=np.float64)
+        values = {p: v for p, v in zip(self.parameters, truth)}
+        n = int(n_events if n_events is not None else self.function.n_events)
+        limits = [p.limits for p in self.parameters]
+        bar = _Progress(n_toys, "toys", progress if progress is not None else False)
+        out = []
+        for _ in range(int(n_toys)):
+            k = rng.poisson(n) if self.extended else n
+            sample = self.pdf.sample(k, rng, values)
+            sample = sample if isinstance(sample, dict) else {self._data_names[0]: sample}
+            data = {f"obs_{name}": sample[name] for name in self._data_names}
+            if "weights" in self.function.data:
+                data["weights"] = np.ones(k)
+            f = self.function.with_data(**data)
+            out.append(tape.fit(f, truth, names=self.names, limits=limits, method=method,
+                                errordef=self.errordef))
+            bar.step()
+        return out
 
 
 def _histogram(hist):

@@ -21,6 +21,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import ops as _ops  # noqa: E402,F401  (registers the op set)
 from .check import check_grads, numerical_grad
 from .errors import DataError, ShapeError, TracingError
+from .fit import fit
 from .function import Function
 from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
                    erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
@@ -28,7 +29,9 @@ from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, d
                    reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
 from .persist import TapeFileError, load, save
+from .profile import ProfileResult, profile
 from .record import record
+from .result import FitResult
 from .tracer import Tracer
 from .threads import get_num_threads, set_num_threads
 
@@ -38,7 +41,7 @@ min = amin
 __version__ = "0.1.0"
 
 __all__ = [
-    "record", "Function", "Tracer", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
+    "record", "Function", "Tracer", "fit", "FitResult", "profile", "ProfileResult", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
     "numerical_grad", "abs", "add", "arctan", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
     "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",

@@ -230,6 +230,12 @@ class Function:
             raise ValueError(f"direction must have length {self._n}, got shape {v.shape}")
         return self._run("hvp", np.concatenate([p, v]), self._n)
 
+    @property
+    def has_hessian(self):
+        """Whether iminuit may pick ``hessian`` up by itself (see ``tape.fit.hessian_layout``)."""
+        from .fit import hessian_layout
+        return hessian_layout() == "full"
+
     def hessian(self, p):
         """The exact Hessian at `p`, a symmetric (n, n) array (forward-over-reverse).
 

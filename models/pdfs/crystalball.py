@@ -23,8 +23,6 @@ far tail does not underflow. Sampling is accept-reject (the base class's).
 """
 import math
 
-import numpy as np
-
 import tape
 
 from .base import Pdf
@@ -181,8 +179,3 @@ class CrystalBall(Pdf):
                                 (_tail_piece(-r2, -r1, ar, v("nR")), log_sr)):
             pieces.append((ok, lp + log_s))
         return _log_sum(pieces)
-
-    def _sample(self, n, rng, v):
-        out = super()._sample(n, rng, v)
-        lo, hi = self.x.limits
-        return {k: np.clip(a, lo, hi) for k, a in out.items()}
