@@ -189,6 +189,18 @@ class _Counted:
         self.free = free      # free parameter indices when the Hessian must be compacted
         self.nfcn = self.ngrad = self.nhess = 0
         self.bad = None
+        self._last = (None, None)
+
+    def raw_hessian(self, x):
+        """The exact Hessian at x, computed once per point (seed, g2 and errors share it)."""
+        x = np.asarray(x, dtype=np.float64)
+        px, h = self._last
+        if px is not None and np.array_equal(px, x):
+            return h
+        self.nhess += 1
+        h = self.f.hessian(x)
+        self._last = (x.copy(), h)
+        return h
 
     def value(self, x):
         self.nfcn += 1
@@ -202,8 +214,7 @@ class _Counted:
         return self.f.grad(x)
 
     def hessian(self, x):
-        self.nhess += 1
-        h = self.f.hessian(x)
+        h = self.raw_hessian(x)
         if self.limits is not None and any(math.isfinite(v) for lim in self.limits for v in lim):
             self.ngrad += 1
             h = h + np.diag(limit_curvature(np.asarray(x, dtype=np.float64), self.f.grad(x),
@@ -218,7 +229,7 @@ class _Counted:
         return h
 
     def g2(self, x):
-        return np.diag(self.hessian(x)).copy()
+        return np.diag(make_positive_definite(self.raw_hessian(x))).copy()
 
 
 def _minuit(setup, cb, values, use_hessian, strategy, tol):
@@ -314,8 +325,6 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     free = setup.free
     h_free = h[np.ix_(free, free)]
     cov = _covariance(h_free, free, values.size, setup.errordef)
-    if hessian_seed:
-        m.hesse()   # exact: Minuit calls the Hessian callback; fills m.errors/m.covariance
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if not np.all(np.linalg.eigvalsh(h_free) > 0) if free.size else False:
         valid = False
@@ -337,8 +346,7 @@ def _leave_indefinite_region(setup, cb):
     f, free = setup.f, setup.free
     if not free.size:
         return setup.start
-    h = f.hessian(setup.start)
-    cb.nhess += 1
+    h = cb.raw_hessian(setup.start)
     hf = h[np.ix_(free, free)]
     if np.linalg.eigvalsh(0.5 * (hf + hf.T))[0] > 0:
         return setup.start
@@ -358,8 +366,7 @@ def _newton_polish(setup, cb, x, fval):
     level, at the cost of one Hessian that the errors need anyway. Returns (x, f(x), H(x)).
     """
     f, free = setup.f, setup.free
-    h = f.hessian(x)
-    cb.nhess += 1
+    h = cb.raw_hessian(x)
     if not free.size:
         return x, fval, h
     g = f.grad(x)
@@ -381,9 +388,8 @@ def _newton_polish(setup, cb, x, fval):
     cb.nfcn += 1
     if not fy < fval:
         return x, fval, h
-    hy = f.hessian(y)
-    cb.nhess += 1
-    return y, fy, hy
+    # the step is of the size of Migrad's remaining distance: H(y) equals H(x) to that order
+    return y, fy, h
 
 
 def _minuit_message(m):
