@@ -1,12 +1,12 @@
 """asv benchmarks of the tape engine: replay speed against plain numpy, gradient cost, lowering cost,
 per-call overhead and per-instruction dispatch cost.
 
-Run from ``asv_bench/``::
+Run from the repository root::
 
     asv machine --yes
     asv run --python=same --quick --show-stderr
 
-or from the repository root with ``asv run --config asv_bench/asv.conf.json --python=same --quick``.
+(asv.conf.json is at the repository root: ``asv run --python=same --quick`` from there).
 
 Targets (stated again in each class docstring):
 
@@ -31,6 +31,9 @@ import numpy as np
 
 import tape
 from models import tutorial
+
+# The targets are single-thread figures (bench_scaling.py measures the threaded replay).
+tape.set_num_threads(1)
 
 # --------------------------------------------------------------------------------------------------
 # helpers

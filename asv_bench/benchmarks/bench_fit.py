@@ -1,0 +1,82 @@
+"""Fits of the tutorial model: (a) Migrad with a numerical gradient, (b) Migrad with the tape
+gradient, (c) Migrad seeded with the exact Hessian, (d) trust-region Newton; and a toy study
+(100 toys of 2000 events, one recorded tape replayed with_data)."""
+import numpy as np
+from iminuit import Minuit
+
+import tape
+from models import UnbinnedNLL
+from models.tutorial_model import build
+
+tape.set_num_threads(1)
+_STATE = {}
+METHODS = {"b_migrad_tape_gradient": dict(hessian_seed=False),
+           "c_migrad_hessian_seed": dict(),
+           "d_newton": dict(method="newton")}
+
+
+def _nll(n):
+    if n not in _STATE:
+        model, x, params = build()
+        nll = UnbinnedNLL(model, model.sample(n, np.random.default_rng(0)))
+        start = nll.start * np.array([1.05 if name != "mu" else 1.01 for name in nll.names])
+        start = np.minimum(start, [p.limits[1] for p in nll.parameters])
+        _STATE[n] = (nll, start)
+    return _STATE[n]
+
+
+def _numeric(nll, start):
+    f = nll.function
+    m = Minuit(lambda x: f(x), start, name=nll.names)
+    m.errordef = 0.5
+    m.limits = [p.limits for p in nll.parameters]
+    m.migrad()
+    m.hesse()
+    return m
+
+
+class Fit:
+    """time_fit and call counts of the four fitting methods at N = 1e5 and 1e6."""
+
+    params = ([10**5, 10**6], ["a_migrad_numerical_gradient"] + list(METHODS))
+    param_names = ["n_events", "method"]
+    timeout = 600
+
+    def setup(self, n, method):
+        self.nll, self.start = _nll(n)
+        self.nll(self.start)
+        self.nll.value_and_grad(self.start)
+
+    def _run(self, method):
+        if method == "a_migrad_numerical_gradient":
+            return _numeric(self.nll, self.start)
+        return self.nll.fit(self.start, **METHODS[method])
+
+    def time_fit(self, n, method):
+        self._run(method)
+
+    def track_nfcn(self, n, method):
+        return self._run(method).nfcn
+
+    def track_ngrad(self, n, method):
+        r = self._run(method)
+        return getattr(r, "ngrad", 0)
+
+    def track_nhess(self, n, method):
+        r = self._run(method)
+        return getattr(r, "nhess", 0)
+
+
+class ToyStudy:
+    """100 toys of 2000 events: sample, replay one tape with_data, Hessian-seeded Migrad."""
+
+    timeout = 600
+
+    def setup(self):
+        self.nll, _ = _nll(2000)
+
+    def time_toys(self):
+        self.nll.toys(100, np.random.default_rng(5))
+
+    def track_valid_fraction(self):
+        return float(np.mean([r.valid for r in self.nll.toys(100, np.random.default_rng(5))]))

@@ -1,0 +1,109 @@
+"""Exact Hessians and bounded memory (the Hessian/checkpointing issue).
+
+Targets, tutorial model (7 parameters), single thread, one run:
+
+* ``track_hessian_over_value_and_grad`` at N = 1e6: <= 4 (about 10x a value);
+* ``peakmem_value_and_grad`` / ``peakmem_hessian`` at N = 1e7 with ``memory_limit="64MB"``:
+  peak RSS <= the data arrays (80 MB) + 100 MB (``track_peak_mb_over_data`` reports the excess);
+* ``track_chunked_over_unchunked``: value_and_grad with ``memory_limit="64MB"`` no more than
+  10 % slower than with one chunk spanning all events.
+"""
+import resource
+
+import numpy as np
+
+import tape
+from models import tutorial
+
+from .bench_tape import median_seconds
+
+tape.set_num_threads(1)
+_STATE = {}
+P = tutorial.TRUTH * 1.01
+
+
+def _events(n, seed=0):
+    """n tutorial events, generated in slices so that no temporary of size n is made."""
+    out = np.empty(n)
+    rng = np.random.default_rng(seed)
+    step = 1_000_000
+    for i in range(0, n, step):
+        out[i:i + step] = tutorial.sample(min(step, n - i), rng)
+    return out
+
+
+def _function(n, **kw):
+    key = (n, tuple(sorted(kw.items())))
+    if key not in _STATE:
+        x = _STATE.setdefault(("x", n), _events(n))
+        _STATE[key] = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, **kw)
+    return _STATE[key]
+
+
+class Hessian:
+    """Exact 7x7 Hessian of the tutorial NLL by forward-over-reverse; target <= 4x value_and_grad."""
+
+    params = [10**5, 10**6]
+    param_names = ["n_events"]
+    timeout = 300
+
+    def setup(self, n):
+        self.f = _function(n)
+        self.f.hessian(P)
+        self.f.value_and_grad(P)
+
+    def time_hessian(self, n):
+        self.f.hessian(P)
+
+    def time_hvp(self, n):
+        self.f.hvp(P, np.ones(7))
+
+    def time_value_and_grad(self, n):
+        self.f.value_and_grad(P)
+
+    def track_hessian_over_value_and_grad(self, n):
+        th, tg = median_seconds(lambda: self.f.hessian(P), lambda: self.f.value_and_grad(P),
+                                repeat=7)
+        return th / tg
+
+    track_hessian_over_value_and_grad.unit = "ratio"
+
+    def track_hessian_over_value(self, n):
+        th, tv = median_seconds(lambda: self.f.hessian(P), lambda: self.f(P), repeat=7)
+        return th / tv
+
+    track_hessian_over_value.unit = "ratio"
+
+
+class BoundedMemory:
+    """10^7 events with memory_limit="64MB": peak RSS within data + 100 MB; chunking costs <= 10 %."""
+
+    timeout = 600
+
+    def setup(self):
+        self.f = _function(10**7, memory_limit="64MB")
+        self.f.value_and_grad(P)
+
+    def peakmem_value_and_grad(self):
+        self.f.value_and_grad(P)
+
+    def peakmem_hessian(self):
+        self.f.hessian(P)
+
+    def track_peak_mb_over_data(self):
+        """Peak RSS of this process minus the 80 MB of data, in MB, after value, grad, Hessian."""
+        self.f.value_and_grad(P)
+        self.f.hessian(P)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return peak_mb - self.f.n_events * 8 / 1e6
+
+    track_peak_mb_over_data.unit = "MB"
+
+    def track_chunked_over_unchunked(self):
+        whole = _function(10**7, chunk_size=10**7)
+        whole.value_and_grad(P)
+        tc, tw = median_seconds(lambda: self.f.value_and_grad(P), lambda: whole.value_and_grad(P),
+                                repeat=5)
+        return tc / tw
+
+    track_chunked_over_unchunked.unit = "ratio"
