@@ -10,6 +10,7 @@
 >>> nll.fit().valid
 True
 """
+from .io import read_root
 from .nll import (NLL, BinnedNLL, GaussianConstraint, PoissonConstraint, SimultaneousNLL,
                   UnbinnedNLL)
 from .parameters import Observable, Parameter
@@ -20,4 +21,4 @@ __all__ = ["Parameter", "Observable", "Pdf", "Gaussian", "Exponential", "Chebych
            "Polynomial", "BreitWigner", "Uniform", "SumPdf", "ProdPdf", "GenericPdf",
            "CrystalBall", "ArgusBG",
            "UnbinnedNLL", "BinnedNLL", "SimultaneousNLL", "NLL", "GaussianConstraint",
-           "PoissonConstraint"]
+           "PoissonConstraint", "read_root"]

@@ -160,3 +160,21 @@ def test_pull_study_of_the_tutorial_model():
         assert n >= 90
         assert abs(pulls.mean()) < 3.5 / np.sqrt(n), name
         assert abs(pulls.std(ddof=1) - 1.0) < 3.5 / np.sqrt(2 * (n - 1)), name
+
+
+def test_data_from_a_root_file(tmp_path):
+    uproot = pytest.importorskip("uproot")
+    from models import read_root
+    x = Observable("x", (-5, 5))
+    g = Gaussian(x, Parameter("mu", 0.2), Parameter("sigma", 1.0, (0.1, 5)))
+    events = g.sample(3000, np.random.default_rng(8))
+    path = tmp_path / "events.root"
+    with uproot.recreate(path) as f:
+        f["tree"] = {"x": events, "other": np.arange(3000.0)}
+    data = read_root(path, "tree", ["x"])
+    np.testing.assert_array_equal(data["x"], events)
+    assert UnbinnedNLL(g, data)([0.2, 1.0]) == pytest.approx(UnbinnedNLL(g, events)([0.2, 1.0]))
+    with pytest.raises(KeyError, match="no branches"):
+        read_root(path, "tree", ["y"])
+    with pytest.raises(KeyError, match="no tree"):
+        read_root(path, "nope", ["x"])
