@@ -64,7 +64,7 @@ class Graph:
 
     def const(self, value):
         """The id of a constant node holding `value` (deduplicated by shape and bits)."""
-        arr = np.ascontiguousarray(value, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64, order="C")   # keeps 0-d values 0-d
         key = (arr.shape, arr.tobytes())
         nid = self._const_ids.get(key)
         if nid is not None:

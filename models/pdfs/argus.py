@@ -22,6 +22,9 @@ __all__ = ["ArgusBG"]
 TINY = 1e-300
 LOG_TINY = math.log(TINY)
 
+_T, _W = np.polynomial.legendre.leggauss(GL_ORDER)
+_T01, _HALF_W = 0.5 * (_T + 1.0), 0.5 * _W      # nodes on [0, 1] and their weights
+
 
 def _one_minus_r2(x, m0):
     r = x / m0
@@ -70,8 +73,6 @@ class ArgusBG(Pdf):
             return tape.where(pos, tape.sqrt(tape.sqrt(tape.where(pos, u, 1.0))), 0.0)
 
         w_lo, w_hi = w_of(hi), w_of(lo)                  # w decreases with x
-        t, wts = np.polynomial.legendre.leggauss(GL_ORDER)
-        t01, half_w = 0.5 * (t + 1.0), 0.5 * wts
         array_valued = isinstance(lo, tape.Tracer) or np.ndim(lo) > 0
         if array_valued:                                 # one integral per bin
             w_lo, w_hi = tape.reshape(w_lo, (-1, 1)), tape.reshape(w_hi, (-1, 1))
@@ -79,9 +80,9 @@ class ArgusBG(Pdf):
         # log integral is floored at LOG_TINY, as the density is (double where: no log(0))
         ok = w_hi > w_lo
         width = tape.where(ok, w_hi - w_lo, 1.0)
-        w = w_lo + width * t01
+        w = w_lo + width * _T01
         terms = (4.0 * p + 3.0) * tape.log(w) + c * tape.square(tape.square(w)) \
-            + tape.log(width * half_w)
+            + tape.log(width * _HALF_W)
         if array_valued:
             total = tape.reshape(tape.logsumexp(terms, axis=1), (-1,))
             ok = tape.reshape(ok, (-1,))

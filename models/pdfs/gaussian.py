@@ -58,8 +58,14 @@ class Gaussian(Pdf):
     def _sample(self, n, rng, v):
         mean, sigma = float(v("mean")), float(v("sigma"))
         lo, hi = self.x.limits
-        # inverse CDF of the truncated normal
-        plo, phi = special.ndtr((lo - mean) / sigma), special.ndtr((hi - mean) / sigma)
-        u = rng.uniform(plo, phi, n)
-        out = mean + sigma * special.ndtri(u)
-        return {self.x.name: np.clip(out, lo, hi)}
+        a, b = (lo - mean) / sigma, (hi - mean) / sigma
+        # inverse CDF of the truncated normal, in the tail where the CDF keeps its precision:
+        # above the mean through the survival function (mirror the range), below through ndtr
+        mirror = a + b > 0
+        if mirror:
+            a, b = -b, -a
+        u = rng.uniform(special.ndtr(a), special.ndtr(b), n)
+        z = np.clip(special.ndtri(u), a, b)
+        if mirror:
+            z = -z
+        return {self.x.name: np.clip(mean + sigma * z, lo, hi)}

@@ -53,9 +53,20 @@ defop("sum_events", ("sum_events", None),
       (lambda g, ans, x: g,),
       (_sum_events_jvp,),
       linear=True)
+def _max_events_vjp(g, ans, x):
+    hit = T.equal(x, ans)          # ties share the adjoint, as the tangent rule shares it
+    return T.where(hit, g / T.apply("sum_events", hit), 0.0)
+
+
+def _max_last_vjp(g, ans, x, m, shape):
+    hit = T.equal(x, _back(ans, x, m, shape))
+    count = T.apply("sum_last", hit, attrs=(m, shape))
+    return T.where(hit, _back(g / count, x, m, shape), 0.0)
+
+
 defop("max_events", ("max_events", None),
       None, _events_shape,
-      (lambda g, ans, x: T.where(T.equal(x, ans), g, 0.0),),
+      (_max_events_vjp,),
       (_max_events_jvp,))
 defop("sum_last", ("sum_seg", None),
       lambda x, m, shape: x.reshape(-1, m).sum(axis=1).reshape(shape), _last_shape,
@@ -64,7 +75,7 @@ defop("sum_last", ("sum_seg", None),
       linear=True)
 defop("max_last", ("max_seg", None),
       lambda x, m, shape: x.reshape(-1, m).max(axis=1).reshape(shape), _last_shape,
-      (lambda g, ans, x, m, shape: T.where(T.equal(x, _back(ans, x, m, shape)), _back(g, x, m, shape), 0.0),),
+      (_max_last_vjp,),
       (lambda t, ans, x, m, shape: (
           T.apply("sum_last", T.where(T.equal(x, _back(ans, x, m, shape)), T.broadcast_trailing(t, x.node.shape), 0.0), attrs=(m, shape))
           / T.apply("sum_last", T.equal(x, _back(ans, x, m, shape)), attrs=(m, shape))),))

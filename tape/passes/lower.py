@@ -275,7 +275,7 @@ def lower(graph, outputs, inputs):
     outs = []
     for o in outputs:
         kind, off, w = bufs[slot[root[o]]]
-        outs.append((off, max(1, nodes[o].size)))
+        outs.append((off, nodes[o].size))
     code_arr = np.array(flat, dtype=np.int64).reshape(-1, NF)
     return {
         "small_size": small.size, "small_init": init, "event_row_size": chunk.size,

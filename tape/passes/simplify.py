@@ -33,6 +33,9 @@ def simplify(graph, name, ids, attrs, shape, event):
         n = nodes[i]
         return n.shape == shape and n.event == event
 
+    def is_neg(i):
+        return nodes[i].op == "neg"
+
     if name in ("add", "sub", "mul", "div", "pow"):
         a, b = ids
         if name == "add":
@@ -40,12 +43,18 @@ def simplify(graph, name, ids, attrs, shape, event):
                 return a
             if _const_equal(graph, a, 0.0) and same(b):
                 return b
+            if is_neg(b):                                   # a + (-c) -> a - c
+                return apply_ids(graph, "sub", (a, nodes[b].args[0]))
+            if is_neg(a):                                   # (-c) + b -> b - c
+                return apply_ids(graph, "sub", (b, nodes[a].args[0]))
             return _reassociate(graph, "add", a, b)
         if name == "sub":
             if _const_equal(graph, b, 0.0) and same(a):
                 return a
             if _const_equal(graph, a, 0.0) and same(b):
                 return apply_ids(graph, "neg", (b,))
+            if is_neg(b):                                   # a - (-c) -> a + c
+                return apply_ids(graph, "add", (a, nodes[b].args[0]))
             return None
         if name == "mul":
             for x, y in ((a, b), (b, a)):
@@ -53,13 +62,21 @@ def simplify(graph, name, ids, attrs, shape, event):
                     return x
                 if _const_equal(graph, y, -1.0) and same(x):
                     return apply_ids(graph, "neg", (x,))
+            # move a negation onto the parameter-like factor: computed once, not per event
+            for x, y in ((a, b), (b, a)):
+                if is_neg(x) and nodes[x].event and not nodes[y].event:
+                    return apply_ids(graph, "mul", (nodes[x].args[0], apply_ids(graph, "neg", (y,))))
             return _reassociate(graph, "mul", a, b)
         if name == "div":
             if _const_equal(graph, b, 1.0) and same(a):
                 return a
-            if nodes[a].event and not nodes[b].event:
-                return apply_ids(graph, "mul", (a, apply_ids(graph, "reciprocal", (b,))))
-            return None
+            if nodes[b].event or not nodes[a].event:
+                if nodes[b].event:
+                    # one reciprocal per event denominator, shared by every division by it
+                    # (the derivative tapes divide by the same value many times)
+                    return apply_ids(graph, "mul", (a, apply_ids(graph, "reciprocal", (b,))))
+                return None
+            return apply_ids(graph, "mul", (a, apply_ids(graph, "reciprocal", (b,))))
         if name == "pow":
             c = _scalar_const(graph, b)
             if c is None or not same(a):
@@ -74,6 +91,15 @@ def simplify(graph, name, ids, attrs, shape, event):
         n = nodes[ids[0]]
         if n.op == "neg":
             return n.args[0]
+        if n.op == "mul" and n.event:                       # -(x * c) -> x * (-c)
+            u, v = n.args
+            for x, y in ((u, v), (v, u)):
+                if not nodes[y].event and nodes[x].shape == n.shape and nodes[x].event:
+                    return apply_ids(graph, "mul", (x, apply_ids(graph, "neg", (y,))))
+    if name == "sum_events":
+        n = nodes[ids[0]]
+        if n.op == "neg":                                   # sum(-x) -> -sum(x), once per call
+            return apply_ids(graph, "neg", (apply_ids(graph, "sum_events", (n.args[0],)),))
     return None
 
 
