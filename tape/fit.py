@@ -293,7 +293,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     >>> f = tape.record(lambda p, x: np.sum(0.5 * ((x - p[0]) / p[1]) ** 2 + np.log(p[1])),
     ...                 [0.0, 1.0], data={"x": x})
     >>> r = tape.fit(f, [0.5, 1.5], names=["mu", "sigma"], limits=[None, (0.1, 10)])
-    >>> r.valid, round(r.errors["mu"] / (r.values["sigma"] / np.sqrt(1000)), 6)
+    >>> r.valid, round(float(r.errors["mu"] / (r.values["sigma"] / np.sqrt(1000))), 4)
     (True, 1.0)
     """
     setup = prepare(f, start, names, limits, fixed, errordef)
