@@ -28,19 +28,31 @@ class ProfileResult:
         self.intervals = {k: self.interval(k) for k in (1, 2)}
 
     def interval(self, n_sigma=1):
-        """(lo, hi) where Delta(2NLL) crosses n_sigma**2, by linear interpolation (None outside)."""
+        """(lo, hi) where Delta(2NLL) crosses n_sigma**2 (None where the scan does not cross).
+
+        The crossing is found on a cubic spline through the scan points (exact for a parabola),
+        bracketed by the two points on either side of the level.
+        """
         level = n_sigma ** 2
         x, d = self.values, self.delta
+        ok = np.isfinite(d)
+        x, d = x[ok], d[ok]
+        if x.size < 2:
+            return (None, None)
+        spline = None
+        if x.size >= 4:
+            from scipy.interpolate import CubicSpline
+            spline = CubicSpline(x, d)
         i0 = int(np.nanargmin(d))
         xmin = self.best.values[self.name] if self.best is not None else x[i0]
         lo = hi = None
         for i in range(i0, 0, -1):
             if d[i - 1] >= level > d[i]:
-                lo = _cross(x[i - 1], d[i - 1], x[i], d[i], level)
+                lo = _cross(x[i - 1], d[i - 1], x[i], d[i], level, spline)
                 break
         for i in range(i0, len(x) - 1):
             if d[i + 1] >= level > d[i]:
-                hi = _cross(x[i], d[i], x[i + 1], d[i + 1], level)
+                hi = _cross(x[i], d[i], x[i + 1], d[i + 1], level, spline)
                 break
         if lo is not None and lo > xmin:
             lo = None
@@ -69,7 +81,13 @@ class ProfileResult:
                 f"{fmt(self.intervals[1])}, 2 sigma {fmt(self.intervals[2])})")
 
 
-def _cross(x0, d0, x1, d1, level):
+def _cross(x0, d0, x1, d1, level, spline=None):
+    if spline is not None:
+        from scipy.optimize import brentq
+        try:
+            return float(brentq(lambda t: spline(t) - level, x0, x1))
+        except ValueError:
+            pass
     if d1 == d0:
         return 0.5 * (x0 + x1)
     return x0 + (level - d0) * (x1 - x0) / (d1 - d0)
@@ -119,7 +137,7 @@ def profile(f, param, values, *, start, names=None, limits=None, fixed=None, met
     >>> f = tape.record(lambda p, x: np.sum(0.5 * (x - p[0]) ** 2), [0.0], data={"x": x})
     >>> r = tape.profile(f, 0, np.linspace(-0.3, 0.3, 31), start=[0.0])
     >>> lo, hi = r.intervals[1]
-    >>> round((hi - lo) / 2 * np.sqrt(400), 2)
+    >>> round(float((hi - lo) / 2 * np.sqrt(400)), 4)
     1.0
     """
     setup = prepare(f, start, names, limits, fixed, errordef)

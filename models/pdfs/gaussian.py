@@ -39,8 +39,8 @@ class Gaussian(Pdf):
     >>> from models import Observable, Parameter, Gaussian
     >>> x = Observable("x", (-5.0, 5.0))
     >>> g = Gaussian(x, Parameter("mu", 0.0), Parameter("sigma", 1.0))
-    >>> round(float(g.pdf(np.array([0.0]))[0]), 6)
-    0.398942
+    >>> round(float(g.pdf(np.array([0.0]))[0]), 5)
+    0.39894
     """
 
     def __init__(self, x, mean, sigma):
