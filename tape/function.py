@@ -20,8 +20,10 @@ from .tracer import Tracer
 __all__ = ["Function", "chunk_rows_for"]
 
 # Default chunk arena size: the event buffers alive at once should stay in L2.
-DEFAULT_CHUNK_BYTES = 256 * 1024
-MIN_ROWS, MAX_ROWS = 64, 16384
+DEFAULT_CHUNK_BYTES = 512 * 1024
+# Big programs (Hessians) still get chunks long enough that dispatching an instruction costs
+# little next to running it over the chunk.
+MIN_ROWS, MAX_ROWS = 1024, 16384
 # Hessian columns computed by one program (one pass over the events).
 HESSIAN_BLOCK = 16
 

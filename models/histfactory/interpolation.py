@@ -90,8 +90,7 @@ def _code4_system(alpha0=1.0):
         rows.append([i * x ** (i - 1) for i in range(1, 7)])
     for x in (alpha0, -alpha0):      # f''(x)
         rows.append([i * (i - 1) * x ** (i - 2) if i >= 2 else 0.0 for i in range(1, 7)])
-    a = np.array(rows, dtype=np.float64)
-    return np.array([a[0], a[1], a[2], a[3], a[4], a[5]])
+    return np.array(rows, dtype=np.float64)
 
 
 def _code4_rhs(hi, lo, alpha0=1.0):

@@ -10,6 +10,8 @@ A pdf is written once, with ``tape.*`` functions, and evaluates on plain arrays 
   quadrature, recorded on the tape so that it is differentiated exactly;
 - ``_sample(n, rng, v)`` (optional): ``n`` draws; the default is accept-reject.
 """
+import functools
+
 import numpy as np
 
 import tape
@@ -178,6 +180,15 @@ class _Values:
         return self._of(p)
 
 
+@functools.lru_cache(maxsize=8)
+def gauss_legendre(order):
+    """Gauss-Legendre nodes and weights on [-1, 1] (computed once per order)."""
+    t, w = np.polynomial.legendre.leggauss(order)
+    t.setflags(write=False)
+    w.setflags(write=False)
+    return t, w
+
+
 def gauss_legendre_log_integral(pdf, v, ranges, order=GL_ORDER):
     """log of the integral of exp(_log_unnorm) over the box `ranges`, by Gauss-Legendre.
 
@@ -185,7 +196,7 @@ def gauss_legendre_log_integral(pdf, v, ranges, order=GL_ORDER):
     integral is recorded on the tape and differentiated exactly. One observable at a time (a
     tensor grid for several; products of independent pdfs integrate factor by factor instead).
     """
-    t, w = np.polynomial.legendre.leggauss(order)
+    t, w = gauss_legendre(order)
     names = list(ranges)
     (lo0, hi0), = ranges.values() if len(ranges) == 1 else ((0.0, 0.0),)
     if len(names) == 1 and (isinstance(lo0, tape.Tracer) or np.ndim(lo0) > 0):

@@ -119,7 +119,7 @@ class CrystalBall(Pdf):
     >>> round(cb.integral(), 12)
     1.0
     >>> round(float(cb.log_prob(np.array([-1e4]))[0]), 6)      # 1e4 sigma out
-    -25.757812
+    -27.65649
     """
 
     def __init__(self, x, m0, *args):
