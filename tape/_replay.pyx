@@ -45,6 +45,7 @@ cdef enum:
     K_SCATTER_ADD = 8
     K_COPY = 9
     K_MATMUL = 10
+    K_DOT_EVENTS = 11
 
 cdef enum:
     U_NEG = 0
@@ -110,7 +111,8 @@ cdef enum:
 
 KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVENTS,
              max_events=K_MAX_EVENTS, sum_seg=K_SUM_SEG, max_seg=K_MAX_SEG, gather=K_GATHER,
-             scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL)
+             scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL,
+             dot_events=K_DOT_EVENTS)
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
@@ -352,6 +354,36 @@ cdef double pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
     return pairwise_sum(a, half) + pairwise_sum(a + half, n - half)
 
 
+cdef double pairwise_dot(const double* a, const double* b, Py_ssize_t n,
+                         Py_ssize_t s) noexcept nogil:
+    """Pairwise sum of a[i s] * b[i s], i < n: an event sum of a product without its temporary."""
+    cdef Py_ssize_t i, half
+    cdef double r0, r1, r2, r3, t
+    if s == 1 and n <= 128:
+        r0 = r1 = r2 = r3 = 0.0
+        i = 0
+        while i + 4 <= n:
+            r0 += a[i] * b[i]
+            r1 += a[i + 1] * b[i + 1]
+            r2 += a[i + 2] * b[i + 2]
+            r3 += a[i + 3] * b[i + 3]
+            i += 4
+        t = (r0 + r1) + (r2 + r3)
+        while i < n:
+            t += a[i] * b[i]
+            i += 1
+        return t
+    if n <= 16:
+        t = 0.0
+        for i in range(n):
+            t += a[i * s] * b[i * s]
+        return t
+    half = n // 2
+    if s == 1:
+        half = half & ~(<Py_ssize_t>7)
+    return pairwise_dot(a, b, half, s) + pairwise_dot(a + half * s, b + half * s, n - half, s)
+
+
 cdef double pairwise_sum_strided(const double* a, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     """Pairwise sum of a[0], a[s], ..., a[(n-1)s]: one column of an (n, s) block of rows."""
     cdef Py_ssize_t i, half
@@ -448,6 +480,10 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
             else:
                 for j in range(n):
                     out[j] = pairwise_sum_strided(a + j, rows, n)
+        elif kind == K_DOT_EVENTS:
+            b = ptrs[I[F_B]]
+            for j in range(n):
+                out[j] = pairwise_dot(a + j, b + j, rows, n)
         elif kind == K_MAX_EVENTS:
             for j in range(n):
                 out[j] = -INFINITY

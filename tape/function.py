@@ -70,8 +70,8 @@ class Function:
     >>> import numpy as np, tape
     >>> x = np.array([1.0, 2.0, 3.0])
     >>> f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2), [0.0], data={"x": x})
-    >>> f([2.0]), f.grad([2.0])
-    (2.0, array([0.]))
+    >>> f([2.0]), f.grad([3.0])
+    (2.0, array([6.]))
     """
 
     def __init__(self, graph, out, data, n_events, chunk_size=None, memory_limit=None,

@@ -64,6 +64,20 @@ def _max_last_vjp(g, ans, x, m, shape):
     return T.where(hit, _back(g / count, x, m, shape), 0.0)
 
 
+def _dot_shape(graph, ids, attrs):
+    a, b = graph.nodes[ids[0]], graph.nodes[ids[1]]
+    if not (a.event and b.event and a.shape == b.shape):
+        raise ShapeError("dot_events needs two event arrays of the same shape")
+    return a.shape, False, ids
+
+
+# sum over events of a * b in one pass (recorded in place of sum_events(a * b) by simplify)
+defop("dot_events", ("dot_events", None),
+      None, _dot_shape,
+      (lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a),
+      (lambda t, ans, a, b: T.apply("sum_events", T.broadcast_trailing(t, a.node.shape) * b),
+       lambda t, ans, a, b: T.apply("sum_events", a * T.broadcast_trailing(t, b.node.shape))),
+      linear=False)
 defop("max_events", ("max_events", None),
       None, _events_shape,
       (_max_events_vjp,),

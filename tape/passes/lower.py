@@ -74,7 +74,7 @@ def lower(graph, outputs, inputs):
     for k in range(1, n_pass + 1):
         reds = [i for i in live if stage[i] == 2 * k and nodes[i].op in EVENT_REDUCTIONS]
         body = set()
-        stack = [nodes[r].args[0] for r in reds]
+        stack = [a for r in reds for a in nodes[r].args]
         while stack:
             j = stack.pop()
             if j in body or not nodes[j].event:
@@ -204,8 +204,8 @@ def lower(graph, outputs, inputs):
             slot[i] = res
             permanent.add(i)
             reductions[k].append((part, bufs[res][1], w, int(n.op == "max_events")))
-            kind = K["sum_events"] if n.op == "sum_events" else K["max_events"]
-            out_block.append(_ins(kind, 0, part, slot[a], 0, 0, w, FL_EVENT_IN, 0, 0))
+            second = slot[args[1]] if n.op == "dot_events" else 0
+            out_block.append(_ins(K[n.op], 0, part, slot[a], second, 0, w, FL_EVENT_IN, 0, 0))
             _free_events(args, p, k, ev_last, slot, bufs, chunk, nodes)
             continue
         if where == "post" and n.op in EVENT_REDUCTIONS:

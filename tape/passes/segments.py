@@ -15,7 +15,7 @@ from ..errors import ShapeError
 
 __all__ = ["EVENT_REDUCTIONS", "assign_stages"]
 
-EVENT_REDUCTIONS = frozenset({"sum_events", "max_events"})
+EVENT_REDUCTIONS = frozenset({"sum_events", "max_events", "dot_events"})
 
 
 def assign_stages(graph, live):

@@ -100,6 +100,14 @@ def simplify(graph, name, ids, attrs, shape, event):
         n = nodes[ids[0]]
         if n.op == "neg":                                   # sum(-x) -> -sum(x), once per call
             return apply_ids(graph, "neg", (apply_ids(graph, "sum_events", (n.args[0],)),))
+        if n.op == "mul":
+            u, v = n.args
+            for x, y in ((u, v), (v, u)):
+                # a parameter-like factor comes out of the event sum: sum(x c) = sum(x) c
+                if nodes[x].event and not nodes[y].event and nodes[x].shape == n.shape:
+                    return apply_ids(graph, "mul", (apply_ids(graph, "sum_events", (x,)), y))
+            if nodes[u].event and nodes[v].event and nodes[u].shape == nodes[v].shape == n.shape:
+                return apply_ids(graph, "dot_events", (u, v))
     return None
 
 
