@@ -25,7 +25,7 @@ from .fit import fit
 from .function import Function
 from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
                    erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
-                   matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, power,
+                   matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, polygamma, power,
                    reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
 from .persist import TapeFileError, load, save
@@ -45,7 +45,7 @@ __all__ = [
     "numerical_grad", "abs", "add", "arctan", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
     "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "multiply", "n_events", "ndtr", "negative", "power", "reshape", "sigmoid", "sign",
+    "minimum", "multiply", "n_events", "ndtr", "negative", "polygamma", "power", "reshape", "sigmoid", "sign",
     "sin", "sinh", "softplus", "sqrt", "square", "stack", "stop_gradient", "subtract", "sum",
     "tanh", "transpose", "trigamma", "where", "xlogy",
 ]

@@ -27,6 +27,7 @@ cdef extern from "_special.h" nogil:
     double tape_digamma(double x)
     double tape_trigamma(double x)
     double tape_sigmoid(double x)
+    double tape_polygamma(int n, double x)
 
 ctypedef void (*loopfn)(char **args, const cnp.npy_intp *dims, const cnp.npy_intp *steps,
                         void *data) noexcept nogil
@@ -46,6 +47,7 @@ cdef enum:
     K_COPY = 9
     K_MATMUL = 10
     K_DOT_EVENTS = 11
+    K_POLYGAMMA = 12
 
 cdef enum:
     U_NEG = 0
@@ -112,7 +114,7 @@ cdef enum:
 KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVENTS,
              max_events=K_MAX_EVENTS, sum_seg=K_SUM_SEG, max_seg=K_MAX_SEG, gather=K_GATHER,
              scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL,
-             dot_events=K_DOT_EVENTS)
+             dot_events=K_DOT_EVENTS, polygamma=K_POLYGAMMA)
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
@@ -480,6 +482,9 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
             else:
                 for j in range(n):
                     out[j] = pairwise_sum_strided(a + j, rows, n)
+        elif kind == K_POLYGAMMA:
+            for j in range(total):
+                out[j] = tape_polygamma(<int>I[F_X1], a[j])
         elif kind == K_DOT_EVENTS:
             b = ptrs[I[F_B]]
             for j in range(n):

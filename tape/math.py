@@ -93,7 +93,19 @@ erf = _unary("erf", _special.erf, "The error function.")
 erfc = _unary("erfc", _special.erfc, "The complementary error function 1 - erf(x), accurate in the tail.")
 lgamma = _unary("lgamma", _special.gammaln, "log|Gamma(x)|.")
 digamma = _unary("digamma", _special.psi, "The digamma function, d lgamma/dx.")
-trigamma = _unary("trigamma", lambda x: _special.polygamma(1, x), "The trigamma function.")
+def polygamma(n, x):
+    """The n-th derivative of digamma, psi^(n)(x), for an integer n >= 1."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"polygamma order must be >= 1 (use digamma for 0), got {n}")
+    if isinstance(x, Tracer):
+        return apply("polygamma", x, attrs=(n,))
+    return _special.polygamma(n, x)
+
+
+def trigamma(x):
+    """The trigamma function psi^(1)(x)."""
+    return polygamma(1, x)
 
 add = _binary("add", np.add, "Elementwise a + b with numpy broadcasting.")
 subtract = _binary("sub", np.subtract, "Elementwise a - b.")

@@ -212,7 +212,7 @@ for _i, (_name, _func, _doms, _scale) in enumerate(UNARY):
                      _unary_fn(_func, _kind, _dom, _consts(_dom, 100 + _i)),
                      _side_data([_dom]), scale=_scale)
 
-# trigamma: the value (its own derivative is documented as not implemented).
+# trigamma (polygamma of order 1) and its derivatives.
 add_case("trigamma[value]", lambda p, x0, **d: np.sum(tape.trigamma(x0 * p[0]) * d["w"]),
          _side_data([Domain("u0.1_20", uniform(0.1, 20))]), scale=100, grad=False)
 
@@ -697,10 +697,26 @@ def test_every_op_is_covered():
     assert not missing, f"ops without a test case: {sorted(missing)}"
 
 
-def test_trigamma_has_no_derivative():
-    f = tape.record(lambda p, x: np.sum(tape.trigamma(x * p[0])), [1.0], data={"x": np.ones(3)})
-    with pytest.raises(NotImplementedError):
-        f.grad([1.0])
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_polygamma_values_and_derivatives(n):
+    """psi^(n) against scipy on both sides of 0 and far out; its derivative is psi^(n+1)."""
+    from scipy import special
+    x = np.concatenate([np.linspace(-3.7, -0.3, 7), np.linspace(0.05, 60.0, 40), [1e3, 1e5]])
+    x = x[np.abs(x - np.round(x)) > 0.05]
+    f = tape.record(lambda p, x: np.sum(tape.polygamma(n, x * p[0])), [1.0], data={"x": x})
+    ref = special.polygamma(n, x)
+    for i in range(x.size):   # value by value: a sum could hide a wrong small term
+        assert f.with_data(x=x[i:i + 1])([1.0]) == pytest.approx(ref[i], rel=1e-12)
+    g = f.grad([1.0])[0]
+    np.testing.assert_allclose(g, np.sum(x * special.polygamma(n + 1, x)), rtol=1e-11)
+    assert f.hessian([1.0])[0, 0] == pytest.approx(np.sum(x * x * special.polygamma(n + 2, x)), rel=1e-10)
+
+
+def test_lgamma_and_digamma_have_derivatives_of_every_order():
+    f = tape.record(lambda p: tape.lgamma(p[0]) + tape.digamma(p[1]), [2.5, 3.5])
+    from scipy import special
+    np.testing.assert_allclose(f.hessian([2.5, 3.5]), np.diag([special.polygamma(1, 2.5),
+                                                               special.polygamma(2, 3.5)]), rtol=1e-13)
 
 
 def test_stop_gradient_blocks_the_derivative(rng):

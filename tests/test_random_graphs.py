@@ -293,6 +293,24 @@ def test_gradient_matches_finite_differences(problem):
 
 
 @settings(**SETTINGS)
+@given(problems())
+def test_hessian_matches_finite_differences_of_the_gradient(problem):
+    """Forward-over-reverse Hessians of random graphs: symmetric, equal to differences of the
+    exact gradient, and hvp(p, v) == H @ v."""
+    f, data, value, magnitude, gap = prepare(problem)
+    p = problem[-1]
+    assume(gap > 1e-3)
+    h = f.hessian(p)
+    assert h.shape == (p.size, p.size)
+    np.testing.assert_array_equal(h, h.T)
+    num = np.array([tape.numerical_grad(lambda q, i=i: f.grad(q)[i], p) for i in range(p.size)])
+    scale = max(1.0, magnitude)
+    np.testing.assert_allclose(h, 0.5 * (num + num.T), rtol=1e-4, atol=1e-6 * scale)
+    v = np.linspace(-1.0, 1.0, p.size)
+    np.testing.assert_allclose(f.hvp(p, v), h @ v, rtol=1e-9, atol=1e-10 * scale * p.size)
+
+
+@settings(**SETTINGS)
 @given(problems(), st.lists(st.floats(-1, 1, allow_nan=False), min_size=N_PARAMS,
                             max_size=N_PARAMS))
 def test_jvp_equals_grad_dot_direction(problem, v):

@@ -25,11 +25,6 @@ def binary(name, impl, vjp, jvp):
     return defop(name, ("binary", name), impl, elementwise_shape, vjp, jvp)
 
 
-def _no_third_derivative(*_):
-    raise NotImplementedError("the derivative of trigamma (a third derivative of lgamma) is not "
-                              "implemented")
-
-
 def _sigmoid(x):
     return special.expit(x)
 
@@ -60,8 +55,19 @@ unary("erf",        special.erf,        lambda g, ans, x: g * (SQRT_PI_2 * T.exp
 unary("erfc",       special.erfc,       lambda g, ans, x: g * (-SQRT_PI_2 * T.exp(-T.square(x))),
                                         lambda t, ans, x: t * (-SQRT_PI_2 * T.exp(-T.square(x))))
 unary("lgamma",     special.gammaln,    lambda g, ans, x: g * T.digamma(x),            lambda t, ans, x: t * T.digamma(x))
-unary("digamma",    special.psi,        lambda g, ans, x: g * T.trigamma(x),           lambda t, ans, x: t * T.trigamma(x))
-unary("trigamma",   lambda x: special.polygamma(1, x), _no_third_derivative,           _no_third_derivative)
+unary("digamma",    special.psi,        lambda g, ans, x: g * T.polygamma(1, x),       lambda t, ans, x: t * T.polygamma(1, x))
+
+
+def _polygamma_shape(graph, ids, attrs):
+    n = graph.nodes[ids[0]]
+    return n.shape, n.event, ids
+
+
+# psi^(n)(x), n >= 1 (an attribute): each derivative is the next order, so derivatives of any
+# order of lgamma and digamma are exact
+defop("polygamma", ("polygamma", None), lambda x, n: special.polygamma(n, x), _polygamma_shape,
+      (lambda g, ans, x, n: g * T.polygamma(n + 1, x),),
+      (lambda t, ans, x, n: t * T.polygamma(n + 1, x),))
 
 binary("add", np.add,
        (lambda g, ans, a, b: g, lambda g, ans, a, b: g),
