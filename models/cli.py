@@ -1,4 +1,8 @@
-"""The ``tapefit`` command line: ``tapefit demo`` records and fits the tutorial model end to end."""
+"""The ``tapefit`` command line.
+
+``tapefit demo`` records and fits the tutorial model end to end; ``tapefit fit WORKSPACE.json``
+fits a pyhf JSON workspace; ``tapefit limit WORKSPACE.json`` sets CLs upper limits.
+"""
 import argparse
 import sys
 import time
@@ -121,6 +125,89 @@ def _fit_comparison(nll, order, tutorial, say):
                 fit_valid=rows[2][6], values=rows[2][7])
 
 
+def _workspace_model(path, patch_paths, patch_name=None):
+    """(model, data) of a pyhf JSON workspace with JSON patches or patchset entries applied."""
+    import json
+
+    from .histfactory import PatchSet, Workspace
+
+    ws = Workspace(path)
+    patches = []
+    for p in patch_paths or []:
+        with open(p) as fh:
+            spec = json.load(fh)
+        if isinstance(spec, dict) and "patches" in spec:
+            ps = PatchSet(spec)
+            if patch_name is None and len(ps) != 1:
+                raise SystemExit(f"{p} is a patchset of {len(ps)} patches: choose one with "
+                                 f"--patch-name ({', '.join(x.name for x in ps)})")
+            patches.append(ps[patch_name] if patch_name is not None else next(iter(ps)))
+        else:
+            patches.append(spec)
+    model = ws.model(patches=patches)
+    return model, ws.data(model)
+
+
+def fit_workspace(path, patches=(), patch_name=None, method="migrad", out=sys.stdout):
+    """``tapefit fit``: the best fit of a workspace with errors from the exact Hessian."""
+    t0 = time.perf_counter()
+    model, data = _workspace_model(path, patches, patch_name)
+    t_build = time.perf_counter() - t0
+    nll = model.nll(data)
+    t0 = time.perf_counter()
+    r = nll.fit(method=method)
+    t_fit = time.perf_counter() - t0
+    cfg = model.config
+    print(f"{path}: {len(cfg.par_names)} parameters, model built in {t_build:.2f} s, fitted in "
+          f"{t_fit:.2f} s ({r.method}: {r.nfcn} calls, {r.ngrad} gradients, {r.nhess} Hessians)",
+          file=out)
+    print(f"valid: {r.valid}{'  ' + r.message if r.message else ''};  NLL at minimum "
+          f"{r.fval:.6f}", file=out)
+    order = list(range(len(r.names)))
+    if cfg.poi_index is not None:
+        order.remove(cfg.poi_index)
+        order.insert(0, cfg.poi_index)
+    width = max(len(n) for n in r.names)
+    for i in order:
+        tag = "  (POI)" if i == cfg.poi_index else ("  fixed" if r.fixed[i] else "")
+        print(f"  {r.names[i]:<{width}}  {r.values[i]:>12.6g} +- {r.errors[i]:<10.4g}{tag}",
+              file=out)
+    return r
+
+
+def limit_workspace(path, patches=(), patch_name=None, scan=(0.0, 5.0, 21), level=0.05,
+                    progress=None, out=sys.stdout):
+    """``tapefit limit``: observed and expected CLs upper limits on the POI (qtilde, asymptotic)."""
+    from tape.profile import _Progress
+
+    from .histfactory.infer import Hypotester
+
+    model, data = _workspace_model(path, patches, patch_name)
+    lo, hi, n = scan
+    mus = np.linspace(lo, hi, int(n))
+    tester = Hypotester(data, model)
+    bar = _Progress(mus.size, "CLs scan", sys.stderr.isatty() if progress is None else progress)
+    t0 = time.perf_counter()
+    results = []
+    for mu in mus:
+        results.append(tester.test(mu))
+        bar.step()
+    obs = np.array([r.cls for r in results])
+    exp = np.array([r.cls_expected for r in results])
+    if obs.min() > level or exp.min() > level:
+        print(f"warning: CLs stays above {level} up to mu = {hi}: widen the scan (--scan)",
+              file=out)
+    observed = float(np.interp(level, obs[::-1], mus[::-1]))
+    expected = [float(np.interp(level, exp[::-1, i], mus[::-1])) for i in range(5)]
+    print(f"{path}: CLs upper limits at {100 * (1 - level):.0f}% CL ({mus.size} scan points, "
+          f"{time.perf_counter() - t0:.1f} s)", file=out)
+    print(f"  observed          {observed:.4f}", file=out)
+    for label, v in zip(("expected -2 sigma", "expected -1 sigma", "expected median",
+                         "expected +1 sigma", "expected +2 sigma"), expected):
+        print(f"  {label:<17} {v:.4f}", file=out)
+    return observed, expected
+
+
 def main(argv=None):
     """Entry point of the ``tapefit`` console script."""
     parser = argparse.ArgumentParser(prog="tapefit", description=__doc__)
@@ -128,12 +215,32 @@ def main(argv=None):
     d = sub.add_parser("demo", help="record and fit the RooFit tutorial model end to end")
     d.add_argument("--events", type=int, default=1_000_000, help="number of generated events")
     d.add_argument("--seed", type=int, default=1, help="random seed of the generated events")
-    d.add_argument("--no-fit", action="store_true", help="skip the Migrad fit")
+    d.add_argument("--no-fit", action="store_true", help="skip the fits")
+    for name, text in (("fit", "best fit of a pyhf JSON workspace, errors from the exact Hessian"),
+                       ("limit", "observed and expected CLs upper limits of a pyhf workspace")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("workspace", help="pyhf JSON workspace")
+        c.add_argument("--patch", action="append", default=[],
+                       help="JSON patch or patchset file (repeatable)")
+        c.add_argument("--patch-name", help="which patch of a patchset")
+        if name == "fit":
+            c.add_argument("--method", choices=["migrad", "newton"], default="migrad")
+        else:
+            c.add_argument("--scan", nargs=3, type=float, default=(0.0, 5.0, 21),
+                           metavar=("LO", "HI", "N"), help="POI scan (default 0 5 21)")
+            c.add_argument("--cl", type=float, default=0.95, help="confidence level")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.events < 1:
             parser.error("--events must be positive")
         demo(args.events, args.seed, fit=not args.no_fit)
+    elif args.command == "fit":
+        fit_workspace(args.workspace, args.patch, args.patch_name, args.method)
+    elif args.command == "limit":
+        if not 0 < args.cl < 1 or args.scan[2] < 2 or args.scan[0] >= args.scan[1]:
+            parser.error("need 0 < --cl < 1 and a scan LO < HI with N >= 2")
+        limit_workspace(args.workspace, args.patch, args.patch_name,
+                        (args.scan[0], args.scan[1], int(args.scan[2])), 1 - args.cl)
     return 0
 
 
