@@ -23,11 +23,12 @@ def _best_time(fn, repeat=5, number=1):
     return float(np.median(times))
 
 
-def demo(n_events=1_000_000, seed=1, fit=True, out=sys.stdout):
+def demo(n_events=1_000_000, seed=1, fit=True, out=None):
     """The tutorial model end to end: generate, record, check, time, and fit.
 
     Returns the dict of figures it printed (timings in seconds).
     """
+    out = out or sys.stdout
     import tape
 
     from . import tutorial
@@ -148,8 +149,9 @@ def _workspace_model(path, patch_paths, patch_name=None):
     return model, ws.data(model)
 
 
-def fit_workspace(path, patches=(), patch_name=None, method="migrad", out=sys.stdout):
+def fit_workspace(path, patches=(), patch_name=None, method="migrad", out=None):
     """``tapefit fit``: the best fit of a workspace with errors from the exact Hessian."""
+    out = out or sys.stdout
     t0 = time.perf_counter()
     model, data = _workspace_model(path, patches, patch_name)
     t_build = time.perf_counter() - t0
@@ -176,8 +178,9 @@ def fit_workspace(path, patches=(), patch_name=None, method="migrad", out=sys.st
 
 
 def limit_workspace(path, patches=(), patch_name=None, scan=(0.0, 5.0, 21), level=0.05,
-                    progress=None, out=sys.stdout):
+                    progress=None, out=None):
     """``tapefit limit``: observed and expected CLs upper limits on the POI (qtilde, asymptotic)."""
+    out = out or sys.stdout
     from tape.profile import _Progress
 
     from .histfactory.infer import Hypotester
