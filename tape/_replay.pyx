@@ -23,6 +23,15 @@ import numpy as np
 cnp.import_array()
 cnp.import_ufunc()
 
+cdef extern from "_kernels.h" nogil:
+    int tape_binary_inline(int fn, double* out, const double* a, long sa, const double* b,
+                           long sb, long n)
+    void tape_where(double* out, const double* c, long sc, const double* a, long sa,
+                    const double* b, long sb, long n)
+    enum:
+        TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
+        TK_EQ, TK_NE, TK_LOGADDEXP
+
 cdef extern from "_special.h" nogil:
     double tape_digamma(double x)
     double tape_trigamma(double x)
@@ -179,6 +188,11 @@ def _init_loops():
 
 _init_loops()
 
+# The inline kernels of _kernels.h use the same op codes as the tables above.
+assert (TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
+        TK_EQ, TK_NE, TK_LOGADDEXP) == (B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_GT,
+                                        B_GE, B_LT, B_LE, B_EQ, B_NE, B_LOGADDEXP)
+
 
 # ---------------------------------------------------------------------------------------------
 # Elementwise kernels.
@@ -244,38 +258,6 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
             out[i] = tape_trigamma(a[i])
 
 
-cdef inline double _bin1(int fn, double x, double y) noexcept nogil:
-    if fn == B_ADD:
-        return x + y
-    if fn == B_SUB:
-        return x - y
-    if fn == B_MUL:
-        return x * y
-    if fn == B_DIV:
-        return x / y
-    if fn == B_MAX:
-        if isnan(x) or isnan(y):
-            return NAN
-        return x if x >= y else y
-    if fn == B_MIN:
-        if isnan(x) or isnan(y):
-            return NAN
-        return x if x <= y else y
-    if fn == B_GT:
-        return 1.0 if x > y else 0.0
-    if fn == B_GE:
-        return 1.0 if x >= y else 0.0
-    if fn == B_LT:
-        return 1.0 if x < y else 0.0
-    if fn == B_LE:
-        return 1.0 if x <= y else 0.0
-    if fn == B_EQ:
-        return 1.0 if x == y else 0.0
-    if fn == B_NE:
-        return 1.0 if x != y else 0.0
-    return NAN
-
-
 cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const double* b,
                  Py_ssize_t sb, Py_ssize_t n) noexcept nogil:
     """out[i] = a[i*sa] (op) b[i*sb]; sa, sb are 1 (full) or 0 (a broadcast scalar)."""
@@ -285,6 +267,7 @@ cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const doub
     cdef cnp.npy_intp dim = n
     cdef double x, y
     if B_LOOP[fn] != NULL and (n >= SMALL or fn == B_POW or fn == B_LOGADDEXP):
+        # numpy's SIMD loops: long arrays, and the ops with no inline kernel
         args[0] = <char*>a
         args[1] = <char*>b
         args[2] = <char*>out
@@ -293,39 +276,13 @@ cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const doub
         steps[2] = 8
         B_LOOP[fn](args, &dim, steps, B_DATA[fn])
         return
-    if sa == 1 and sb == 1:
-        if fn == B_ADD:
-            for i in range(n):
-                out[i] = a[i] + b[i]
-        elif fn == B_MUL:
-            for i in range(n):
-                out[i] = a[i] * b[i]
-        else:
-            for i in range(n):
-                out[i] = _bin1(fn, a[i], b[i])
-    elif sa == 1:
-        y = b[0]
-        if fn == B_MUL:
-            for i in range(n):
-                out[i] = a[i] * y
-        else:
-            for i in range(n):
-                out[i] = _bin1(fn, a[i], y)
-    elif sb == 1:
-        x = a[0]
-        for i in range(n):
-            out[i] = _bin1(fn, x, b[i])
-    else:
-        x = _bin1(fn, a[0], b[0])
-        for i in range(n):
-            out[i] = x
+    tape_binary_inline(fn, out, a, sa, b, sb, n)
 
 
-cdef void where(double* out, const double* c, Py_ssize_t sc, const double* a, Py_ssize_t sa,
-                const double* b, Py_ssize_t sb, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = a[i * sa] if c[i * sc] != 0.0 else b[i * sb]
+cdef inline void where(double* out, const double* c, Py_ssize_t sc, const double* a,
+                       Py_ssize_t sa, const double* b, Py_ssize_t sb,
+                       Py_ssize_t n) noexcept nogil:
+    tape_where(out, c, sc, a, sa, b, sb, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +341,24 @@ cdef double pairwise_dot(const double* a, const double* b, Py_ssize_t n,
     if s == 1:
         half = half & ~(<Py_ssize_t>7)
     return pairwise_dot(a, b, half, s) + pairwise_dot(a + half * s, b + half * s, n - half, s)
+
+
+cdef inline void scatter_runs(double* out, const double* a, const int64_t* idx,
+                              Py_ssize_t w) noexcept nogil:
+    """out[idx[j]] += a[j]; a run of equal indices (sorted index lists have long ones) is summed
+    pairwise first, which also breaks the chain of dependent additions into one element."""
+    cdef Py_ssize_t j = 0, e
+    cdef int64_t k
+    while j < w:
+        k = idx[j]
+        e = j + 1
+        while e < w and idx[e] == k:
+            e += 1
+        if e - j == 1:
+            out[k] += a[j]
+        else:
+            out[k] += pairwise_sum(a + j, e - j)
+        j = e
 
 
 cdef double pairwise_sum_strided(const double* a, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
@@ -521,13 +496,8 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
             idx = iarena + I[F_X1]
             w = I[F_X2]
             memset(out, 0, total * sizeof(double))
-            if flags & FL_EVENT:
-                for r in range(rows):
-                    for j in range(w):
-                        out[r * n + idx[j]] += a[r * w + j]
-            else:
-                for j in range(w):
-                    out[idx[j]] += a[j]
+            for r in range(rows if flags & FL_EVENT else 1):
+                scatter_runs(out + r * n, a + r * w, idx, w)
         elif kind == K_COPY:
             memcpy(out, a, total * sizeof(double))
         elif kind == K_MATMUL:
@@ -863,6 +833,40 @@ cdef class Program:
                 for k in range(self.outputs[2 * i + 1]):
                     out[q + k] = self.small_p[self.outputs[2 * i] + k]
                 q += self.outputs[2 * i + 1]
+
+    def time_instructions(self, const double[::1] params, int repeat=20):
+        """Seconds per instruction of one call (prelude, then each pass with all its chunks and
+        its epilogue), for finding what a tape spends its time on: a list of (index, seconds)."""
+        import time
+        cdef Py_ssize_t k, i, c, r
+        cdef Py_ssize_t* ps
+        cdef double[::1] tmp = np.empty(self.n_out)
+        self.run(params, tmp)          # state as after a call: inputs and reductions in place
+        out = []
+        clock = time.perf_counter
+        for k in range(self.pre0, self.pre1):
+            t0 = clock()
+            for r in range(repeat):
+                exec_block(self.code_p + k * NF, 1, self.ptrs, self.iarena_p, 1)
+            out.append((k, (clock() - t0) / repeat))
+        for i in range(self.n_pass):
+            ps = self.passes + 4 * i
+            for k in range(ps[0], ps[1]):
+                t0 = clock()
+                for r in range(repeat):
+                    for c in range(self.n_chunks):
+                        rows = min(self.chunk_rows, self.n_events - c * self.chunk_rows)
+                        for j in range(self.n_data):
+                            self.ptrs[self.dbuf[j]] = self.dbase[j] + c * self.chunk_rows * self.dwidth[j]
+                        exec_block(self.code_p + k * NF, 1, self.ptrs, self.iarena_p, rows)
+                out.append((k, (clock() - t0) / repeat))
+            for k in range(ps[2], ps[3]):
+                t0 = clock()
+                for r in range(repeat):
+                    exec_block(self.code_p + k * NF, 1, self.ptrs, self.iarena_p, 1)
+                out.append((k, (clock() - t0) / repeat))
+        self.run(params, tmp)
+        return out
 
     @cython.boundscheck(True)
     def value(self, const double[::1] params):

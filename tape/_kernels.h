@@ -1,0 +1,83 @@
+/* Inline C kernels of the replay for arithmetic, comparisons and selection.
+ *
+ * One loop per op and broadcasting case (the op is chosen outside the loop), written so that gcc
+ * vectorizes them; numpy's own loops serve the long arrays of the ops numpy has. The op codes
+ * repeat those of _replay.pyx, which checks at import that they agree.
+ */
+#ifndef TAPE_KERNELS_H
+#define TAPE_KERNELS_H
+#include <math.h>
+
+/* Compiled for AVX-512, AVX2 and the baseline; the loader picks the best the CPU has (gcc
+ * function multi-versioning on x86-64 Linux; elsewhere a single baseline version). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TK_CLONES
+#endif
+
+enum {
+    TK_ADD = 0, TK_SUB = 1, TK_MUL = 2, TK_DIV = 3, TK_POW = 4, TK_MAX = 5, TK_MIN = 6,
+    TK_GT = 7, TK_GE = 8, TK_LT = 9, TK_LE = 10, TK_EQ = 11, TK_NE = 12, TK_LOGADDEXP = 13
+};
+
+/* out[i] = EXPR(x, y) with x = a[i] or a[0], y = b[i] or b[0] */
+#define TK_BIN_LOOP(EXPR)                                                              \
+    do {                                                                               \
+        if (sa && sb) {                                                                \
+            for (i = 0; i < n; i++) { const double x = a[i], y = b[i]; out[i] = (EXPR); } \
+        } else if (sa) {                                                               \
+            const double y = b[0];                                                     \
+            for (i = 0; i < n; i++) { const double x = a[i]; out[i] = (EXPR); }        \
+        } else if (sb) {                                                               \
+            const double x = a[0];                                                     \
+            for (i = 0; i < n; i++) { const double y = b[i]; out[i] = (EXPR); }        \
+        } else {                                                                       \
+            const double x = a[0], y = b[0];                                           \
+            const double v = (EXPR);                                                   \
+            for (i = 0; i < n; i++) out[i] = v;                                        \
+        }                                                                              \
+    } while (0)
+
+/* Returns 0 when it handled op `fn`, -1 when the caller must use another kernel. */
+TK_CLONES static int tape_binary_inline(int fn, double *out, const double *a, long sa, const double *b,
+                              long sb, long n)
+{
+    long i;
+    switch (fn) {
+    case TK_ADD: TK_BIN_LOOP(x + y); return 0;
+    case TK_SUB: TK_BIN_LOOP(x - y); return 0;
+    case TK_MUL: TK_BIN_LOOP(x * y); return 0;
+    case TK_DIV: TK_BIN_LOOP(x / y); return 0;
+    /* NaN propagates as in numpy.maximum / numpy.minimum */
+    case TK_MAX: TK_BIN_LOOP((x != x || y != y) ? x + y : (x >= y ? x : y)); return 0;
+    case TK_MIN: TK_BIN_LOOP((x != x || y != y) ? x + y : (x <= y ? x : y)); return 0;
+    case TK_GT: TK_BIN_LOOP(x > y ? 1.0 : 0.0); return 0;
+    case TK_GE: TK_BIN_LOOP(x >= y ? 1.0 : 0.0); return 0;
+    case TK_LT: TK_BIN_LOOP(x < y ? 1.0 : 0.0); return 0;
+    case TK_LE: TK_BIN_LOOP(x <= y ? 1.0 : 0.0); return 0;
+    case TK_EQ: TK_BIN_LOOP(x == y ? 1.0 : 0.0); return 0;
+    case TK_NE: TK_BIN_LOOP(x != y ? 1.0 : 0.0); return 0;
+    default: return -1;
+    }
+}
+
+/* out[i] = c[i] != 0 ? a[i] : b[i], each operand full (stride 1) or a broadcast scalar (0) */
+TK_CLONES static void tape_where(double *out, const double *c, long sc, const double *a, long sa,
+                       const double *b, long sb, long n)
+{
+    long i;
+    if (sc && sa && sb) {
+        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : b[i];
+    } else if (sc && sa) {
+        const double y = b[0];
+        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : y;
+    } else if (sc && sb) {
+        const double x = a[0];
+        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? x : b[i];
+    } else {
+        for (i = 0; i < n; i++) out[i] = c[i * sc] != 0.0 ? a[i * sa] : b[i * sb];
+    }
+}
+
+#endif
