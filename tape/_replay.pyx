@@ -28,6 +28,8 @@ cdef extern from "_kernels.h" nogil:
                            long sb, long n)
     void tape_where(double* out, const double* c, long sc, const double* a, long sa,
                     const double* b, long sb, long n)
+    void tape_muladd(double* out, const double* a, long sa, const double* b, long sb,
+                     const double* c, long sc, long n)
     enum:
         TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
         TK_EQ, TK_NE, TK_LOGADDEXP
@@ -57,6 +59,7 @@ cdef enum:
     K_MATMUL = 10
     K_DOT_EVENTS = 11
     K_POLYGAMMA = 12
+    K_MULADD = 13
 
 cdef enum:
     U_NEG = 0
@@ -123,7 +126,8 @@ cdef enum:
 KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVENTS,
              max_events=K_MAX_EVENTS, sum_seg=K_SUM_SEG, max_seg=K_MAX_SEG, gather=K_GATHER,
              scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL,
-             dot_events=K_DOT_EVENTS, polygamma=K_POLYGAMMA)
+             dot_events=K_DOT_EVENTS, polygamma=K_POLYGAMMA,
+             muladd=K_MULADD)
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
@@ -450,6 +454,15 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
                           _stride(mb), _row(c, mc, r, n), _stride(mc), n)
             else:
                 where(out, a, _stride(ma), b, _stride(mb), c, _stride(mc), total)
+        elif kind == K_MULADD:
+            b = ptrs[I[F_B]]
+            c = ptrs[I[F_C]]
+            if ma == M_ROW or mb == M_ROW or mc == M_ROW:
+                for r in range(rows):
+                    tape_muladd(out + r * n, _row(a, ma, r, n), _stride(ma), _row(b, mb, r, n),
+                                _stride(mb), _row(c, mc, r, n), _stride(mc), n)
+            else:
+                tape_muladd(out, a, _stride(ma), b, _stride(mb), c, _stride(mc), total)
         elif kind == K_SUM_EVENTS:
             # this chunk's partial sums; the driver combines chunks in a fixed order
             if n == 1:

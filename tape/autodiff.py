@@ -71,7 +71,8 @@ def backward(graph, out, wrt):
             rule = op.vjp[k]
             if a not in need or rule is None:
                 continue
-            over = node.event and op.kernel is not None and op.kernel[0] in ("binary", "where")
+            over = node.event and op.kernel is not None and op.kernel[0] in ("binary", "where",
+                                                                               "muladd")
             c = unbroadcast(rule(g, ans, *args, *node.attrs), a, over)
             adj[a] = c.id if a not in adj else T.add(Tracer(graph, adj[a]), c).id
     return [adj.get(w) for w in wrt]

@@ -99,6 +99,10 @@ for _name, _impl in dict(gt=np.greater, ge=np.greater_equal, lt=np.less, le=np.l
                          eq=np.equal, ne=np.not_equal).items():
     binary(_name, (lambda f: lambda a, b: f(a, b).astype(np.float64))(_impl), (None, None), (None, None))
 
+# a * b + c in one pass (recorded in place of add(mul(a, b), c) by simplify)
+defop("muladd", ("muladd", None), lambda a, b, c: a * b + c, elementwise_shape,
+      (lambda g, ans, a, b, c: g * b, lambda g, ans, a, b, c: g * a, lambda g, ans, a, b, c: g),
+      (lambda t, ans, a, b, c: t * b, lambda t, ans, a, b, c: a * t, lambda t, ans, a, b, c: t))
 defop("where", ("where", None), lambda c, a, b: np.where(c != 0, a, b), elementwise_shape,
       (None, lambda g, ans, c, a, b: T.where(c, g, 0.0), lambda g, ans, c, a, b: T.where(c, 0.0, g)),
       (None, lambda t, ans, c, a, b: T.where(c, t, 0.0), lambda t, ans, c, a, b: T.where(c, 0.0, t)))

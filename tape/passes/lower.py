@@ -21,7 +21,7 @@ NF = _replay.FIELDS["nfields"]
 K = _replay.KINDS
 M_FULL, M_SCALAR, M_ROW = (_replay.MODES[k] for k in ("full", "scalar", "row"))
 FL_EVENT, FL_EVENT_IN = _replay.FLAGS["event"], _replay.FLAGS["event_in"]
-ELEMENTWISE = frozenset({"unary", "binary", "where", "polygamma"})
+ELEMENTWISE = frozenset({"unary", "binary", "where", "polygamma", "muladd"})
 INPUTS = frozenset({"const", "params", "direction", "n_events", "data"})
 
 
@@ -236,6 +236,10 @@ def lower(graph, outputs, inputs):
             mc, ma, mb = (_mode(nodes[a], n) for a in args)
             ins = _ins(K["where"], 0, b, slot[args[0]], slot[args[1]], slot[args[2]], width,
                        flags | mc << 2 | ma << 4 | mb << 6, 0, 0)
+        elif kname == "muladd":
+            ma, mb, mc = (_mode(nodes[a], n) for a in args)
+            ins = _ins(K["muladd"], 0, b, slot[args[0]], slot[args[1]], slot[args[2]], width,
+                       flags | ma << 2 | mb << 4 | mc << 6, 0, 0)
         elif kname == "polygamma":
             ins = _ins(K["polygamma"], 0, b, slot[args[0]], 0, 0, width, flags, n.attrs[0], 0)
         elif kname in ("sum_seg", "max_seg"):

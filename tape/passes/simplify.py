@@ -47,7 +47,13 @@ def simplify(graph, name, ids, attrs, shape, event):
                 return apply_ids(graph, "sub", (a, nodes[b].args[0]))
             if is_neg(a):                                   # (-c) + b -> b - c
                 return apply_ids(graph, "sub", (b, nodes[a].args[0]))
-            return _reassociate(graph, "add", a, b)
+            r = _reassociate(graph, "add", a, b)
+            if r is not None:
+                return r
+            for m, c in ((a, b), (b, a)):                   # x * y + c in one pass
+                if nodes[m].op == "mul" and same(m):
+                    return apply_ids(graph, "muladd", nodes[m].args + (c,))
+            return None
         if name == "sub":
             if _const_equal(graph, b, 0.0) and same(a):
                 return a
