@@ -39,24 +39,26 @@ def _parse_bytes(limit):
 
 
 def chunk_rows_for(event_row_size, chunk_size=None, memory_limit=None, threads=1):
-    """Rows per chunk: `chunk_size` if given, else what fits `memory_limit` or the cache target.
+    """Rows per chunk: `chunk_size` if given; else the cache-sized default, lowered if needed
+    so that the chunk buffers of all `threads` fit `memory_limit`.
 
-    `event_row_size` is the number of float64 event buffers the program keeps per row; with a
-    memory limit, each of `threads` threads gets its own chunk buffers.
+    `event_row_size` is the number of float64 event buffers the program keeps per row. A memory
+    limit is an upper bound, not a target: chunks larger than the cache would only be slower.
     """
     row_bytes = 8 * max(1, event_row_size)
     if chunk_size is not None:
         if int(chunk_size) != chunk_size or chunk_size <= 0:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         return int(chunk_size)
+    rows = DEFAULT_CHUNK_BYTES // row_bytes
+    rows = int(max(MIN_ROWS, min(MAX_ROWS, rows // 64 * 64 or MIN_ROWS)))
     if memory_limit is not None:
         limit = _parse_bytes(memory_limit) // max(1, threads)
         if limit < row_bytes:
             raise ValueError(f"memory_limit {memory_limit!r} is smaller than the buffers of one "
                              f"event ({row_bytes} bytes)")
-        return max(1, min(limit // row_bytes, 1 << 24))
-    rows = DEFAULT_CHUNK_BYTES // row_bytes
-    return int(max(MIN_ROWS, min(MAX_ROWS, rows // 64 * 64 or MIN_ROWS)))
+        rows = max(1, min(rows, limit // row_bytes))
+    return rows
 
 
 class Function:
