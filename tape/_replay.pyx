@@ -34,6 +34,10 @@ cdef extern from "_kernels.h" nogil:
         TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
         TK_EQ, TK_NE, TK_LOGADDEXP
 
+cdef extern from "_erf.h" nogil:
+    void tape_erf_array(double* out, const double* x, long n)
+    void tape_erfc_array(double* out, const double* x, long n)
+
 cdef extern from "_special.h" nogil:
     double tape_digamma(double x)
     double tape_trigamma(double x)
@@ -246,11 +250,9 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
         for i in range(n):
             out[i] = tape_sigmoid(a[i])
     elif fn == U_ERF:
-        for i in range(n):
-            out[i] = erf(a[i])
+        tape_erf_array(out, a, n)
     elif fn == U_ERFC:
-        for i in range(n):
-            out[i] = erfc(a[i])
+        tape_erfc_array(out, a, n)
     elif fn == U_LGAMMA:
         for i in range(n):
             out[i] = lgamma(a[i])
