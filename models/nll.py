@@ -255,6 +255,7 @@ class UnbinnedNLL(NLL):
         limits = [p.limits for p in self.parameters]
         bar = _Progress(n_toys, "toys", progress if progress is not None else False)
         out = []
+        f = None
         for _ in range(int(n_toys)):
             k = rng.poisson(n) if self.extended else n
             sample = self.pdf.sample(k, rng, values)
@@ -262,7 +263,9 @@ class UnbinnedNLL(NLL):
             data = {f"obs_{name}": sample[name] for name in self._data_names}
             if "weights" in self.function.data:
                 data["weights"] = np.ones(k)
-            f = self.function.with_data(**data)
+            # one private copy of the tape, rebound to each toy's events: nothing is recorded,
+            # lowered or allocated again
+            f = self.function.with_data(**data) if f is None else f._rebind(**data)
             out.append(tape.fit(f, truth, names=self.names, limits=limits, method=method,
                                 errordef=self.errordef))
             bar.step()

@@ -587,7 +587,8 @@ cdef class Program:
     cdef const int64_t* code_p
     cdef const int64_t* iarena_p
     cdef Py_ssize_t chunk_rows, n_events, n_params, n_out, nev_off, event_row_size
-    cdef Py_ssize_t pre0, pre1, n_pass, n_inputs, n_outputs, n_data, n_chunks
+    cdef Py_ssize_t pre0, pre1, n_pass, n_inputs, n_outputs, n_data, n_chunks, n_chunks_alloc
+    cdef object data_index
     cdef Py_ssize_t* passes      # 4 per pass: body start, stop, epilogue start, stop
     cdef Py_ssize_t* red_start   # per pass: first reduction in red (n_pass + 1 entries)
     cdef Py_ssize_t* red         # 4 per reduction: partial buffer, result offset, width, is_max
@@ -668,6 +669,7 @@ cdef class Program:
             self.table_width = max(self.table_width, tw)
         self.red_start[self.n_pass] = q
         self.table = <double*>_alloc((max(1, self.n_chunks) * self.table_width) * sizeof(double))
+        self.n_chunks_alloc = self.n_chunks
         ins = spec["inputs"]
         self.n_inputs = len(ins)
         self.inputs = <Py_ssize_t*>_alloc((2 * self.n_inputs + 1) * sizeof(Py_ssize_t))
@@ -687,6 +689,7 @@ cdef class Program:
         self.nev_off = spec["nev_off"]
         dlist = spec["data_bufs"]
         self.n_data = len(dlist)
+        self.data_index = [d for _, d in dlist]
         self.data = [data[d] for _, d in dlist]
         self.dbuf = <Py_ssize_t*>_alloc((self.n_data + 1) * sizeof(Py_ssize_t))
         self.dwidth = <Py_ssize_t*>_alloc((self.n_data + 1) * sizeof(Py_ssize_t))
@@ -700,6 +703,28 @@ cdef class Program:
             self.dbuf[i] = dlist[i][0]
             self.dwidth[i] = bufs[dlist[i][0]][2]
             self.dbase[i] = <double*>cnp.PyArray_DATA(arr)
+
+    def set_data(self, list data, Py_ssize_t n_events):
+        """Replay over other data arrays (same names and row widths): no new program needed."""
+        cdef Py_ssize_t i, n_chunks
+        cdef cnp.ndarray arr
+        arrays = [data[d] for d in self.data_index]
+        for arr in arrays:
+            if arr.dtype != np.float64 or not arr.flags.c_contiguous:
+                raise ValueError("data arrays must be C-contiguous float64")
+            if arr.shape[0] != n_events:
+                raise ValueError("data arrays must all have n_events rows")
+        n_chunks = (n_events + self.chunk_rows - 1) // self.chunk_rows
+        if n_chunks > self.n_chunks_alloc:
+            free(self.table)
+            self.table = NULL
+            self.table = <double*>_alloc((max(1, n_chunks) * self.table_width) * sizeof(double))
+            self.n_chunks_alloc = n_chunks
+        self.data = arrays
+        for i in range(self.n_data):
+            self.dbase[i] = <double*>cnp.PyArray_DATA(arrays[i])
+        self.n_events = n_events
+        self.n_chunks = n_chunks
 
     cdef int _ensure_threads(self, int n) except -1:
         """Allocate chunk buffers and a buffer table for each of `n` threads."""

@@ -271,6 +271,18 @@ class Function:
         return Function(self._graph, self._out, data, n, self._chunk_size, self._memory_limit,
                         _shared=self._shared)
 
+    def _rebind(self, **arrays):
+        """Replace this Function's data in place (its programs are kept): for loops such as toy
+        studies that own the Function; users call ``with_data``, which leaves the original."""
+        expected = {name: self._graph.nodes[nid].shape for name, nid in self._graph.data.items()}
+        data, n = check_data(arrays, expected)
+        with self._lock:
+            self._data, self._n_events = data, n
+            for kind, prog in self._programs.items():
+                spec = self._spec(kind)
+                prog.set_data([data[name] for name in spec["data_names"]], n)
+        return self
+
     def __reduce__(self):
         from .persist import dumps, loads
         return (loads, (dumps(self),))

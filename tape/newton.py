@@ -52,25 +52,28 @@ class Transform:
 
 
 def _trust_step(g, h, radius):
-    """argmin_s g.s + s.H.s/2 subject to |s| <= radius (eigen-decomposition, bisection on shift)."""
+    """argmin_s g.s + s.H.s/2 subject to |s| <= radius (eigen-decomposition, then Newton's method
+    on the secular equation 1/|s(lam)| = 1/radius for the shift lam, as More and Sorensen)."""
     w, v = np.linalg.eigh(0.5 * (h + h.T))
     gt = v.T @ g
     if w[0] > 0:
         s = -gt / w
-        if np.linalg.norm(s) <= radius:
+        if math.sqrt(s @ s) <= radius:
             return v @ s
-    lo = max(0.0, -w[0]) + 1e-12 * max(1.0, abs(w).max())
-    hi = lo + np.linalg.norm(g) / radius + abs(w).max() + 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        norm = np.linalg.norm(gt / (w + mid))
-        if norm > radius:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * hi:
-            break
-    return v @ (-gt / (w + hi))
+    lam = max(0.0, -w[0]) + 1e-12 * max(1.0, abs(w).max())
+    for _ in range(100):
+        d = w + lam
+        s = gt / d
+        norm = math.sqrt(s @ s)
+        if norm <= radius * (1.0 + 1e-6):
+            if norm >= radius * (1.0 - 1e-3) or lam <= max(0.0, -w[0]) * (1 + 1e-12) + 1e-300:
+                break
+        # phi(lam) = 1/|s| - 1/radius is nearly linear in lam: Newton steps converge fast
+        dnorm = -(s @ (s / d)) / norm
+        step = (norm - radius) / radius * norm / dnorm
+        lam_new = lam - step
+        lam = lam_new if lam_new > max(0.0, -w[0]) else 0.5 * (lam + max(0.0, -w[0]))
+    return v @ (-gt / (w + lam))
 
 
 def newton(setup, max_iter=200, edm_goal=None, until_convex=False):

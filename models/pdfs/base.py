@@ -216,18 +216,20 @@ def gauss_legendre_log_integral(pdf, v, ranges, order=GL_ORDER):
     return tape.logsumexp(pdf._log_unnorm(X, v) + logw.ravel())
 
 
-def accept_reject(pdf, n, rng, v):
-    """Accept-reject sampling under a flat envelope found on a fine grid (with a safety margin)."""
+def accept_reject(pdf, n, rng, v, fmax=None):
+    """Accept-reject sampling under a flat envelope: `fmax` (a bound of the unnormalized density)
+    if the pdf knows one, else the maximum on a grid with a safety margin."""
     names = [o.name for o in pdf.observables]
     lims = [o.limits for o in pdf.observables]
-    k = max(2, int(round(200_000 ** (1.0 / len(names)))))
-    grid = np.meshgrid(*[np.linspace(lo, hi, k) for lo, hi in lims], indexing="ij")
-    G = {name: g.ravel() for name, g in zip(names, grid)}
-    with np.errstate(all="ignore"):
-        fmax = float(np.nanmax(np.exp(np.asarray(pdf._log_unnorm(G, v), dtype=np.float64))))
+    k = max(2, int(round(4096 ** (1.0 / len(names)))))
+    if fmax is None:
+        grid = np.meshgrid(*[np.linspace(lo, hi, k) for lo, hi in lims], indexing="ij")
+        G = {name: g.ravel() for name, g in zip(names, grid)}
+        with np.errstate(all="ignore"):
+            fmax = float(np.nanmax(np.exp(np.asarray(pdf._log_unnorm(G, v), dtype=np.float64))))
+        fmax *= 1.2
     if not np.isfinite(fmax) or fmax <= 0:
         raise ValueError(f"cannot sample {pdf!r}: its density is not positive and finite")
-    fmax *= 1.2
     out = {name: np.empty(n) for name in names}
     filled = 0
     while filled < n:

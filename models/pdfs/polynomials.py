@@ -7,7 +7,7 @@ import numpy as np
 
 import tape
 
-from .base import Pdf
+from .base import Pdf, accept_reject
 
 __all__ = ["Chebychev", "Polynomial", "TINY"]
 
@@ -52,6 +52,11 @@ class Chebychev(Pdf):
 
     def _log_unnorm(self, X, v):
         return _floored_log(self._unnorm(X, v))
+
+    def _sample(self, n, rng, v):
+        # |T_k| <= 1 on [-1, 1]: 1 + sum |a_k| bounds the density, no grid search needed
+        bound = 1.0 + sum(abs(float(a)) for a in v("coefficients"))
+        return accept_reject(self, n, rng, v, fmax=bound)
 
     def _log_integral(self, v, ranges):
         lo, hi = ranges[self.x.name]
