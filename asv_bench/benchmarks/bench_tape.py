@@ -191,6 +191,14 @@ class PerCallOverhead:
         """Baseline: plain numpy NLL at N = 2000."""
         tutorial.nll(self.p, self.x)
 
+    def track_value_us(self):
+        """Median of warm calls (as inside a fit) at N = 2000, in microseconds: time_value with
+        --quick is a single call right after setup, which includes cold caches."""
+        (t,) = median_seconds(lambda: self.f(self.p), repeat=15)
+        return t * 1e6
+
+    track_value_us.unit = "us"
+
 
 # --------------------------------------------------------------------------------------------------
 # tiny-op tape: many instructions on 10-element arrays (the regime of binned models)
