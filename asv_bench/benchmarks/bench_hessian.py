@@ -148,3 +148,87 @@ class BoundedMemory:
         return tc / tw
 
     track_chunked_over_unchunked.unit = "ratio"
+
+
+class Threads:
+    """value_and_grad at N = 1e7 on one and on two threads; target: two >= 1.7x faster."""
+
+    timeout = 600
+
+    def setup_cache(self):
+        import os
+        import tempfile
+        path = os.path.join(tempfile.mkdtemp(prefix="tapefit-bench-"), "x1e7.npy")
+        np.save(path, _events(10**7))
+        return path
+
+    def setup(self, path):
+        key = ("threads", path)
+        if key not in _STATE:
+            _STATE[key] = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": np.load(path)})
+        self.f = _STATE[key]
+
+    def teardown(self, path):
+        tape.set_num_threads(1)
+
+    def track_two_threads_speedup(self, path):
+        def one():
+            tape.set_num_threads(1)
+            self.f.value_and_grad(P)
+
+        def two():
+            tape.set_num_threads(2)
+            self.f.value_and_grad(P)
+
+        t1, t2 = median_seconds(one, two, repeat=7)
+        return t1 / t2
+
+    track_two_threads_speedup.unit = "ratio"
+
+
+class TinyHessian:
+    """Hessians of a tiny-op tape (binned regime) as n grows: softplus(A @ p + c) + |p|^2 / 2."""
+
+    params = [25, 50, 100, 200]
+    param_names = ["n_params"]
+    timeout = 300
+
+    def setup(self, n):
+        key = ("tiny", n)
+        if key not in _STATE:
+            rng = np.random.default_rng(n)
+            a, c = rng.normal(size=(n, n)) / n, rng.normal(size=n)
+            f = tape.record(lambda q: np.sum(tape.softplus(a @ q + c)) + 0.5 * np.sum(q * q),
+                            rng.normal(size=n) * 0.1)
+            _STATE[key] = (f, rng.normal(size=n) * 0.1)
+        self.f, self.q = _STATE[key]
+        self.f.hessian(self.q)
+        self.f.value_and_grad(self.q)
+
+    def time_hessian(self, n):
+        self.f.hessian(self.q)
+
+    def track_hessian_over_value_and_grad(self, n):
+        th, tg = median_seconds(lambda: self.f.hessian(self.q),
+                                lambda: self.f.value_and_grad(self.q), repeat=7)
+        return th / tg
+
+    track_hessian_over_value_and_grad.unit = "ratio"
+
+
+class Persistence:
+    """tape.load of the tutorial tape (10^4 events, with its data); target <= 10 ms."""
+
+    def setup(self):
+        import os
+        import tempfile
+        f = _function(10**4)
+        f.value_and_grad(P)
+        self.path = os.path.join(tempfile.mkdtemp(prefix="tapefit-bench-"), "t.tape")
+        tape.save(f, self.path)
+
+    def time_load(self):
+        tape.load(self.path)
+
+    def time_load_and_first_value(self):
+        tape.load(self.path)(P)
