@@ -14,31 +14,6 @@
 #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TK_CLONES
-/* out[i] = a[i] * b[i] + c[i] (rounded twice, as the separate multiply and add it replaces),
- * each operand full (stride 1) or a broadcast scalar (0) */
-TK_CLONES static void tape_muladd(double *out, const double *a, long sa, const double *b, long sb,
-                                  const double *c, long sc, long n)
-{
-    long i;
-    if (sa && sb && sc) {
-        for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + c[i]; }
-    } else if (sa && !sb && sc) {
-        const double y = b[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + c[i]; }
-    } else if (!sa && sb && sc) {
-        const double x = a[0];
-        for (i = 0; i < n; i++) { const double p = x * b[i]; out[i] = p + c[i]; }
-    } else if (sa && !sb && !sc) {
-        const double y = b[0], z = c[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + z; }
-    } else if (sa && sb && !sc) {
-        const double z = c[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + z; }
-    } else {
-        for (i = 0; i < n; i++) { const double p = a[i * sa] * b[i * sb]; out[i] = p + c[i * sc]; }
-    }
-}
-
 #endif
 
 enum {

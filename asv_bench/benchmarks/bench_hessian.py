@@ -94,6 +94,15 @@ print(before, peak(), x.nbytes / 2**20)
 """
 
 
+def _events_file(n):
+    """Path of a .npy file of n tutorial events (asv's setup_cache: made once per run)."""
+    import os
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(prefix="tapefit-bench-"), f"x{n}.npy")
+    np.save(path, _events(n))
+    return path
+
+
 class BoundedMemory:
     """10^7 events with memory_limit="64MB": peak RSS within data + 100 MB; chunking costs <= 10 %.
 
@@ -106,11 +115,7 @@ class BoundedMemory:
     timeout = 600
 
     def setup_cache(self):
-        import os
-        import tempfile
-        path = os.path.join(tempfile.mkdtemp(prefix="tapefit-bench-"), "x1e7.npy")
-        np.save(path, _events(10**7))
-        return path
+        return _events_file(10**7)
 
     def setup(self, path):
         key = ("mem", path)
@@ -156,11 +161,7 @@ class Threads:
     timeout = 600
 
     def setup_cache(self):
-        import os
-        import tempfile
-        path = os.path.join(tempfile.mkdtemp(prefix="tapefit-bench-"), "x1e7.npy")
-        np.save(path, _events(10**7))
-        return path
+        return _events_file(10**7)
 
     def setup(self, path):
         key = ("threads", path)
