@@ -307,10 +307,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         res.time = time.perf_counter() - t0
         return res
     cb = _Counted(f, seed_pd=True, limits=setup.limits)
-    start = setup.start
-    if hessian_seed:
-        start = _leave_indefinite_region(setup, cb)
-    m = _minuit(setup, cb, start, hessian_seed, strategy, tol)
+    seed = hessian_seed and _convex_at(setup, cb, setup.start)
+    m = _minuit(setup, cb, setup.start, seed, strategy, tol)
     m.migrad(ncall=ncall)
     values = np.array(m.values)
     message = ""
@@ -336,26 +334,18 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                      fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0)
 
 
-def _leave_indefinite_region(setup, cb):
-    """A start for Migrad where the exact Hessian is positive definite.
+def _convex_at(setup, cb, x):
+    """Whether the exact Hessian at x is positive definite on the free parameters.
 
-    From a start where it is indefinite, no positive-definite surrogate is a faithful seed;
-    trust-region Newton steps (which use the negative curvature) lead to the convex region
-    first, usually in a few iterations.
+    Only then is it a faithful seed. From a start where it is indefinite no positive-definite
+    surrogate is (it sends Migrad uphill along the negative curvature); Migrad then starts from
+    its own diagonal estimate, and the exact Hessian serves the final Newton step and the errors.
     """
-    f, free = setup.f, setup.free
+    free = setup.free
     if not free.size:
-        return setup.start
-    h = cb.raw_hessian(setup.start)
-    hf = h[np.ix_(free, free)]
-    if np.linalg.eigvalsh(0.5 * (hf + hf.T))[0] > 0:
-        return setup.start
-    from .newton import newton
-    r = newton(setup, max_iter=50, until_convex=True)
-    cb.nfcn += r.nfcn
-    cb.ngrad += r.ngrad
-    cb.nhess += r.nhess
-    return np.array(r.values)
+        return False
+    hf = cb.raw_hessian(x)[np.ix_(free, free)]
+    return bool(np.linalg.eigvalsh(0.5 * (hf + hf.T))[0] > 0)
 
 
 def _newton_polish(setup, cb, x, fval):

@@ -76,13 +76,8 @@ def _trust_step(g, h, radius):
     return v @ (-gt / (w + lam))
 
 
-def newton(setup, max_iter=200, edm_goal=None, until_convex=False):
-    """Trust-region Newton on a ``tape.fit.FitSetup``; returns a FitResult.
-
-    With `until_convex`, stop at the first point whose Hessian is positive definite (the
-    result's values are that point): how ``tape.fit`` leaves an indefinite start region before
-    it seeds Migrad.
-    """
+def newton(setup, max_iter=200, edm_goal=None):
+    """Trust-region Newton on a ``tape.fit.FitSetup``; returns a FitResult."""
     f, names, free = setup.f, setup.names, setup.free
     errordef = setup.errordef
     edm_goal = 1e-7 * errordef if edm_goal is None else edm_goal
@@ -110,9 +105,6 @@ def newton(setup, max_iter=200, edm_goal=None, until_convex=False):
         gi = d1 * g[free]
         hi = (d1[:, None] * h[np.ix_(free, free)] * d1[None, :]) + np.diag(g[free] * d2)
         w = np.linalg.eigvalsh(0.5 * (hi + hi.T)) if free.size else np.ones(1)
-        if until_convex and w[0] > 0:
-            valid = True
-            break
         if w[0] > 0:
             edm = 0.5 * float(gi @ np.linalg.solve(hi, gi))
             if edm < edm_goal:
@@ -143,11 +135,6 @@ def newton(setup, max_iter=200, edm_goal=None, until_convex=False):
             break
     else:
         message = f"no convergence in {max_iter} iterations"
-    if until_convex:
-        return FitResult(names=names, values=xf, errors=np.zeros(xf.size),
-                         covariance=np.zeros((xf.size, xf.size)), fval=v, edm=np.nan,
-                         valid=valid, message=message, nfcn=nfcn, ngrad=ngrad, nhess=nhess,
-                         method="newton", fixed=setup.fixed)
     h = f.hessian(xf)
     nhess += 1
     h_free = h[np.ix_(free, free)]
