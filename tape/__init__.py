@@ -25,8 +25,8 @@ from .fit import fit
 from .function import Function
 from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
                    erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
-                   matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, polygamma, power,
-                   reshape, sigmoid, sign, sin, sinh, softplus, sqrt, square, stack, stop_gradient,
+                   matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, polygamma, polyval, power,
+                   reshape, scatter_prod, sigmoid, sign, sin, sinh, softplus, spmv, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
 from .persist import TapeFileError, load, save
 from .profile import ProfileResult, profile
@@ -45,7 +45,7 @@ __all__ = [
     "numerical_grad", "abs", "add", "arctan", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
     "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "multiply", "n_events", "ndtr", "negative", "polygamma", "power", "reshape", "sigmoid", "sign",
-    "sin", "sinh", "softplus", "sqrt", "square", "stack", "stop_gradient", "subtract", "sum",
+    "minimum", "multiply", "n_events", "ndtr", "negative", "polygamma", "polyval", "power", "reshape", "scatter_prod", "sigmoid", "sign",
+    "sin", "sinh", "softplus", "spmv", "sqrt", "square", "stack", "stop_gradient", "subtract", "sum",
     "tanh", "transpose", "trigamma", "where", "xlogy",
 ]

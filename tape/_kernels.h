@@ -7,6 +7,8 @@
 #ifndef TAPE_KERNELS_H
 #define TAPE_KERNELS_H
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Compiled for AVX-512, AVX2 and the baseline; the loader picks the best the CPU has (gcc
  * function multi-versioning on x86-64 Linux; elsewhere a single baseline version). */
@@ -102,6 +104,44 @@ TK_CLONES static void tape_muladd(double *out, const double *a, long sa, const d
         for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + z; }
     } else {
         for (i = 0; i < n; i++) { const double p = a[i * sa] * b[i * sb]; out[i] = p + c[i * sc]; }
+    }
+}
+
+/* out[i] = sum_k c[k * n + i] y[i]^k for k < d, y[i] = x[idx[i]] (or x[i] when idx is NULL), by
+ * Horner's rule on eight elements at a time held in registers (two 4-wide vectors: independent
+ * chains, so the latency of the multiply-adds overlaps), one store each */
+typedef double tk_v4d __attribute__((vector_size(32)));
+
+TK_CLONES static void tape_polyval(double *restrict out, const double *restrict c,
+                                   const double *restrict x, const int64_t *restrict idx,
+                                   long n, long d)
+{
+    long i = 0, k;
+    for (; i + 8 <= n; i += 8) {
+        tk_v4d x0, x1, a0, a1, c0, c1;
+        if (idx) {
+            x0 = (tk_v4d){x[idx[i]], x[idx[i + 1]], x[idx[i + 2]], x[idx[i + 3]]};
+            x1 = (tk_v4d){x[idx[i + 4]], x[idx[i + 5]], x[idx[i + 6]], x[idx[i + 7]]};
+        } else {
+            memcpy(&x0, x + i, sizeof x0);
+            memcpy(&x1, x + i + 4, sizeof x1);
+        }
+        memcpy(&a0, c + (d - 1) * n + i, sizeof a0);
+        memcpy(&a1, c + (d - 1) * n + i + 4, sizeof a1);
+        for (k = d - 2; k >= 0; k--) {
+            memcpy(&c0, c + k * n + i, sizeof c0);
+            memcpy(&c1, c + k * n + i + 4, sizeof c1);
+            a0 = a0 * x0 + c0;
+            a1 = a1 * x1 + c1;
+        }
+        memcpy(out + i, &a0, sizeof a0);
+        memcpy(out + i + 4, &a1, sizeof a1);
+    }
+    for (; i < n; i++) {
+        const double xi = idx ? x[idx[i]] : x[i];
+        double acc = c[(d - 1) * n + i];
+        for (k = d - 2; k >= 0; k--) acc = acc * xi + c[k * n + i];
+        out[i] = acc;
     }
 }
 

@@ -30,6 +30,8 @@ cdef extern from "_kernels.h" nogil:
                     const double* b, long sb, long n)
     void tape_muladd(double* out, const double* a, long sa, const double* b, long sb,
                      const double* c, long sc, long n)
+    void tape_polyval(double* out, const double* c, const double* x, const int64_t* idx,
+                      long n, long d)
     enum:
         TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
         TK_EQ, TK_NE, TK_LOGADDEXP
@@ -64,6 +66,10 @@ cdef enum:
     K_DOT_EVENTS = 11
     K_POLYGAMMA = 12
     K_MULADD = 13
+    K_SPMV = 14
+    K_SCATTER_PROD = 15
+    K_POLYVAL = 16
+    K_CONCAT = 17
 
 cdef enum:
     U_NEG = 0
@@ -131,7 +137,8 @@ KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVE
              max_events=K_MAX_EVENTS, sum_seg=K_SUM_SEG, max_seg=K_MAX_SEG, gather=K_GATHER,
              scatter_add=K_SCATTER_ADD, copy=K_COPY, matmul=K_MATMUL,
              dot_events=K_DOT_EVENTS, polygamma=K_POLYGAMMA,
-             muladd=K_MULADD)
+             muladd=K_MULADD, spmv=K_SPMV, scatter_prod=K_SCATTER_PROD,
+             polyval=K_POLYVAL, concat=K_CONCAT)
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
@@ -367,6 +374,63 @@ cdef inline void scatter_runs(double* out, const double* a, const int64_t* idx,
         j = e
 
 
+cdef inline void prod_runs(double* out, const double* a, const int64_t* idx,
+                           Py_ssize_t w) noexcept nogil:
+    """out[idx[j]] *= a[j]; a run of equal indices is multiplied together first."""
+    cdef Py_ssize_t j = 0
+    cdef int64_t k
+    cdef double p
+    while j < w:
+        k = idx[j]
+        p = a[j]
+        j += 1
+        while j < w and idx[j] == k:
+            p *= a[j]
+            j += 1
+        out[k] *= p
+
+
+cdef inline double _row_dot(const double* v, const double* x, const int64_t* cols, Py_ssize_t k,
+                           Py_ssize_t e) noexcept nogil:
+    cdef double s0 = 0.0, s1 = 0.0
+    while k + 2 <= e:
+        s0 += v[k] * x[cols[k]]
+        s1 += v[k + 1] * x[cols[k + 1]]
+        k += 2
+    if k < e:
+        s0 += v[k] * x[cols[k]]
+    return s0 + s1
+
+
+cdef inline void spmv_rows(double* out, const double* v, const double* x, const int64_t* ptr,
+                           const int64_t* cols, Py_ssize_t n) noexcept nogil:
+    """out[i] = sum of v[k] x[cols[k]] over row i's non-zeros (CSR). Two rows at a time, two
+    partial sums each: short rows (typical of binned models) keep four independent chains."""
+    cdef Py_ssize_t i = 0, k, e, q, f
+    cdef double s0, s1, t0, t1
+    while i + 2 <= n:
+        k = ptr[i]
+        e = ptr[i + 1]
+        q = e
+        f = ptr[i + 2]
+        s0 = 0.0
+        s1 = 0.0
+        t0 = 0.0
+        t1 = 0.0
+        while k + 2 <= e and q + 2 <= f:
+            s0 += v[k] * x[cols[k]]
+            s1 += v[k + 1] * x[cols[k + 1]]
+            t0 += v[q] * x[cols[q]]
+            t1 += v[q + 1] * x[cols[q + 1]]
+            k += 2
+            q += 2
+        out[i] = (s0 + s1) + _row_dot(v, x, cols, k, e)
+        out[i + 1] = (t0 + t1) + _row_dot(v, x, cols, q, f)
+        i += 2
+    if i < n:
+        out[i] = _row_dot(v, x, cols, ptr[i], ptr[i + 1])
+
+
 cdef double pairwise_sum_strided(const double* a, Py_ssize_t n, Py_ssize_t s) noexcept nogil:
     """Pairwise sum of a[0], a[s], ..., a[(n-1)s]: one column of an (n, s) block of rows."""
     cdef Py_ssize_t i, half
@@ -513,6 +577,37 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
             memset(out, 0, total * sizeof(double))
             for r in range(rows if flags & FL_EVENT else 1):
                 scatter_runs(out + r * n, a + r * w, idx, w)
+        elif kind == K_SCATTER_PROD:
+            idx = iarena + I[F_X1]
+            w = I[F_X2]
+            for j in range(total):
+                out[j] = 1.0
+            for r in range(rows if flags & FL_EVENT else 1):
+                prod_runs(out + r * n, a + r * w, idx, w)
+        elif kind == K_CONCAT:
+            # X2 pieces, each (buffer, width) in the index arena at X1, copied one after another
+            idx = iarena + I[F_X1]
+            for r in range(rows if flags & FL_EVENT else 1):
+                m = 0
+                for j in range(I[F_X2]):
+                    w = idx[2 * j + 1]
+                    memcpy(out + r * n + m, ptrs[idx[2 * j]] + (r * w if flags & FL_EVENT else 0),
+                           w * sizeof(double))
+                    m += w
+        elif kind == K_POLYVAL:
+            # a: coefficients (X1 rows of n), b: x (rows of width C), taken at the indices at X2
+            # (X2 < 0: elementwise)
+            b = ptrs[I[F_B]]
+            w = I[F_C]
+            idx = iarena + I[F_X2] if I[F_X2] >= 0 else NULL
+            for r in range(rows if flags & FL_EVENT else 1):
+                tape_polyval(out + r * n, a, b + r * w, idx, n, I[F_X1])
+        elif kind == K_SPMV:
+            # a: the non-zeros, b: x (rows of width fn when it has the event axis)
+            b = ptrs[I[F_B]]
+            w = fn
+            for r in range(rows if flags & FL_EVENT else 1):
+                spmv_rows(out + r * n, a, b + r * w, iarena + I[F_X1], iarena + I[F_X2], n)
         elif kind == K_COPY:
             memcpy(out, a, total * sizeof(double))
         elif kind == K_MATMUL:

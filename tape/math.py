@@ -232,6 +232,81 @@ def scatter_add(x, idx, shape):
     return apply("scatter_add", x, attrs=(tuple(int(i) for i in idx), tuple(shape)))
 
 
+def scatter_prod(x, idx, shape):
+    """An array of ones of trailing `shape` with the elements of `x` multiplied in at `idx`.
+
+    The multiplicative twin of ``scatter_add``; derivatives divide by `x` (defined where it is
+    non-zero).
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.scatter_prod(np.array([2.0, 3.0, 4.0]), [0, 1, 0], (2,))
+    array([8., 3.])
+    """
+    if not _traced(x):
+        x = np.asarray(x, dtype=np.float64)
+        idx = np.asarray(idx, dtype=np.int64)
+        size = int(np.prod(shape))
+        out = np.ones(x.shape[:x.ndim - 1] + (size,))
+        for j, k in enumerate(idx):
+            out[..., k] *= x[..., j]
+        return out.reshape(x.shape[:x.ndim - 1] + tuple(shape))
+    return apply("scatter_prod", x, attrs=(tuple(int(i) for i in idx), tuple(shape)))
+
+
+def polyval(coeffs, x, at=None):
+    """Per-element polynomials: ``sum_k coeffs[k, i] * y[..., i] ** k`` (Horner, one pass), at
+    ``y = x``, or at ``y = x[..., at]`` (many polynomials of a few variables, no gather pass).
+
+    Parameters
+    ----------
+    coeffs : array or traced, shape (degree + 1, n), increasing degree
+    x : array or traced, trailing shape (n,), or any length when `at` is given
+    at : sequence of int, optional, length n
+
+    Examples
+    --------
+    >>> import numpy as np, tape
+    >>> tape.polyval(np.array([[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]]), np.array([2.0, 2.0]))
+    array([ 5., 14.])
+    >>> tape.polyval(np.array([[1.0, 0.0], [2.0, 1.0]]), np.array([3.0, 5.0]), at=[1, 1])
+    array([11.,  5.])
+    """
+    attrs = () if at is None else (tuple(int(i) for i in at),)
+    if not _traced(coeffs, x):
+        from .ops.polynomial import _polyval_impl
+        return _polyval_impl(coeffs, x, *attrs)
+    return apply("polyval", coeffs, x, attrs=attrs)
+
+
+def spmv(matrix, x):
+    """A constant sparse matrix times the trailing vector of `x` (of every event row).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse array or matrix, or a dense 2-D array
+        Its non-zero pattern is fixed at record time; derivatives stay sparse.
+    x : traced or array, trailing shape (n_cols,)
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, tape
+    >>> a = sp.csr_array(([2.0, 3.0], [1, 0], [0, 1, 2]), shape=(2, 2))
+    >>> f = tape.record(lambda p: tape.sum(tape.spmv(a, p) ** 2), np.ones(2))
+    >>> f.grad(np.array([1.0, 2.0]))      # d/dp of (2 p1)^2 + (3 p0)^2
+    array([18., 16.])
+    """
+    from .ops.sparse import csr_structure
+    values, indptr, cols, (_, n_cols) = csr_structure(matrix)
+    if not _traced(x):
+        import scipy.sparse as sp
+        m = sp.csr_array((values, cols, indptr), shape=(len(indptr) - 1, n_cols))
+        x = np.asarray(x, dtype=np.float64)
+        return (m @ x.T).T if x.ndim == 2 else m @ x
+    return apply("spmv", values, x, attrs=(indptr, cols, n_cols))
+
+
 def _trailing_template(x):
     return np.arange(x.node.size, dtype=np.int64).reshape(x.node.shape)
 
@@ -367,6 +442,9 @@ def concatenate(arrays, axis=0, **kwargs):
         s[axis] = out_shape[axis]
         if tuple(s) != tuple(out_shape):
             raise ShapeError("concatenate: shapes differ off the concatenation axis")
+    if axis == 0:     # every piece is one contiguous block: copies, no scatter
+        flat = [reshape_trailing(x, (x.node.size,)) for x in xs]
+        return reshape_trailing(apply("concat", *flat), tuple(out_shape))
     pos = np.arange(_math.prod(out_shape)).reshape(out_shape)
     parts = np.split(pos, np.cumsum(sizes)[:-1], axis=axis)
     out = None

@@ -116,3 +116,26 @@ def test_memory_limit_bounds_the_chunk_buffers():
     assert f(p) == pytest.approx(ref(p), rel=1e-13)
     with pytest.raises(ValueError, match="smaller than the buffers of one event"):
         tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x}, memory_limit=16)(p)
+
+
+def test_hessian_through_sparse_ops(rng):
+    """spmv (with event rows and on parameters), scatter_prod, polyval and concat, differentiated
+    twice."""
+    import scipy.sparse as sp
+    a = sp.random(6, 4, density=0.6, random_state=3, format="csr")
+    b = rng.normal(size=(5, 4))
+    x = rng.uniform(0.2, 2.0, (200, 4))
+
+    def fn(p, x):
+        z = tape.spmv(a, x * p)                                   # (N, 6)
+        q = tape.scatter_prod(p ** 2 + 0.5, [0, 1, 0, 2], (3,))
+        c = tape.polyval(np.arange(12.0).reshape(3, 4) / 10, np.concatenate([p[:2] * p[2], p[2:]]))
+        w = tape.polyval(np.stack([p, p * p]), x[:, ::-1], at=[0, 3, 3, 1])   # traced coeffs
+        return (np.sum(np.log1p(z ** 2)) + np.sum(tape.spmv(b, p) ** 3) + np.sum(q * q)
+                + np.sum(c ** 2) + np.sum(np.sin(w)))
+
+    p = np.array([0.4, -0.3, 0.8, 0.5])
+    f = tape.record(fn, p, data={"x": x})
+    h = f.hessian(p)
+    np.testing.assert_allclose(h, fd_hessian(f, p), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(f.hvp(p, np.arange(1.0, 5.0)), h @ np.arange(1.0, 5.0), rtol=1e-12)

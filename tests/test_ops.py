@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import sparse, special
 
 import tape
 from tape.ops import OPS
@@ -489,7 +489,8 @@ add_case("logsumexp[params]", lambda p, **d: tape.logsumexp(p[2:8] * np.arange(1
 
 
 # ---------------------------------------------------------------------------------------------
-# Structural ops: indexing (gather), concatenate / stack (scatter_add), reshape, broadcasting.
+# Structural ops: indexing (gather), stack (scatter_add), concatenate (concat), reshape,
+# broadcasting.
 add_case("gather[param-slices]", lambda p, **d: np.sum(np.exp(p[1:4]) * p[::-1][0:3] * p[[2, 0, 1]]), _no_data,
          scale=10)
 add_case("gather[param-negative-index]", lambda p, **d: p[-1] * p[-2] ** 2 + np.sin(p[-3]), _no_data, scale=2)
@@ -515,7 +516,7 @@ add_case("broadcast[(N,1)-vs-(3,)]", lambda p, x, X, **d: np.sum((x[:, None] * p
 add_case("broadcast_to[param]",
          lambda p, X, **d: np.sum(np.broadcast_to(p[2:5], (2, 3)) * np.ones((2, 3))) * p[0],
          R, scale=6)
-add_case("scatter_add[concatenate-params]",
+add_case("concat[concatenate-params]",
          lambda p, **d: np.sum(np.concatenate([p[0:2], p[3:5] ** 2, [1.5]]) * np.arange(1.0, 6.0)), _no_data,
          scale=20)
 add_case("scatter_add[stack-params]",
@@ -528,13 +529,13 @@ add_case("scatter_add[stack-param-and-scaled-param]",
 add_case("scatter_add[stack-vectors]",
          lambda p, **d: np.sum(np.stack([p[2:5], p[5:8] ** 2], axis=1) * np.arange(6.0).reshape(3, 2)), _no_data,
          scale=20)
-add_case("scatter_add[concatenate-events]",
+add_case("concat[concatenate-events]",
          lambda p, x, X, **d: np.sum(np.sin(np.concatenate([X * p[2:5], x[:, None] * p[0]], axis=1))
                                      * np.array([1.0, 2.0, 3.0, 4.0])), R, scale=10)
 add_case("scatter_add[stack-events]",
          lambda p, x, X, **d: np.sum(np.stack([x * p[0], X[:, 1] * p[1]], axis=1) ** 2 * d["W"][:, :2]), R,
          scale=10)
-add_case("scatter_add[tape.concatenate-axis-None]",
+add_case("concat[tape.concatenate-axis-None]",
          lambda p, **d: np.sum(tape.concatenate([np.reshape(p[0:4], (2, 2)), p[4:8].reshape(2, 2)], axis=None)
                                * np.arange(8.0)), _no_data, scale=30)
 add_case("reshape[params]",
@@ -548,6 +549,41 @@ add_case("reshape[ravel-events]", lambda p, X, **d: np.sum(np.reshape(X * p[2:5]
 add_case("stop_gradient[events]",
          lambda p, x, **d: np.sum(tape.stop_gradient(x * p[0]) * x * p[1] + np.sin(x * p[0])), R, grad=False)
 add_case("n_events[mean-by-hand]", lambda p, x, **d: np.sum(x * p[0]) / tape.n_events(x) + p[1], R)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse ops: a constant sparse matrix times a vector (spmv), products over index groups.
+_SP = np.array([[1.5, 0.0, -0.5, 0.0, 2.0, 0.0],
+                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],      # an empty row
+                [0.3, 1.0, 0.0, -1.2, 0.0, 0.7],
+                [0.0, 0.4, 0.8, 0.5, -0.6, 0.9],
+                [2.0, -1.0, 0.5, 0.25, 1.5, -0.75]])  # a row of more than four non-zeros
+_SP3 = np.array([[0.5, 0.0, 1.0], [0.0, -1.5, 0.0], [0.7, 0.2, -0.4]])
+add_case("spmv[params]", lambda p, **d: np.sum(np.sin(tape.spmv(_SP, p[2:8] ** 2)) * np.arange(1.0, 6.0)),
+         _no_data, scale=10)
+add_case("spmv[scipy-csr-params]",
+         lambda p, **d: np.sum(np.exp(tape.spmv(sparse.csr_array(_SP), p[2:8] * p[0]))), _no_data, scale=30)
+add_case("spmv[events]", lambda p, X, **d: np.sum(np.exp(tape.spmv(_SP3, X * p[2:5])) * d["W"]), R, scale=30)
+add_case("spmv[events-of-params]",
+         lambda p, x, **d: np.sum(np.sin(tape.spmv(_SP, x[:, None] * p[2:8])) ** 2 * d["w"][:, None]), R,
+         scale=20)
+_PV = np.array([[1.0, -0.5, 0.2], [0.5, 1.5, -1.0], [0.3, 0.0, 0.7], [-0.2, 0.4, 0.1]])
+add_case("polyval[params]", lambda p, **d: np.sum(tape.polyval(_PV, p[2:5]) * np.arange(1.0, 4.0)), _no_data,
+         scale=10)
+add_case("polyval[params-at]",
+         lambda p, **d: np.sum(tape.polyval(np.hstack([_PV, _PV[:, ::-1]]), p[2:6], at=[3, 0, 0, 1, 3, 2])
+                               * np.arange(1.0, 7.0)), _no_data, scale=10)
+add_case("polyval[events-at]",
+         lambda p, X, **d: np.sum(tape.polyval(_PV, X * p[2:5], at=[2, 2, 0]) * d["W"]), R, scale=20)
+add_case("polyval[events]", lambda p, X, **d: np.sum(tape.polyval(_PV, X * p[2:5]) * d["W"]), R, scale=20)
+add_case("polyval[param-coefficients]",
+         lambda p, X, **d: np.sum(tape.polyval(np.stack([p[2:5], p[5:8] * 0.5]), X) ** 2 * d["W"]), R,
+         scale=20)
+add_case("scatter_prod[params]",
+         lambda p, **d: np.sum(tape.scatter_prod(p[1:8] ** 2, [0, 2, 0, 1, 2, 2, 0], (4,)) * np.arange(1.0, 5.0)),
+         _no_data, scale=20)
+add_case("scatter_prod[events]",
+         lambda p, X, **d: np.sum(tape.scatter_prod(X * p[2:5], [1, 0, 1], (2,)) * d["W"][:, :2]), R, scale=20)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +736,7 @@ def test_every_op_is_covered():
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_polygamma_values_and_derivatives(n):
     """psi^(n) against scipy on both sides of 0 and far out; its derivative is psi^(n+1)."""
-    from scipy import special
+    from scipy import sparse, special
     x = np.concatenate([np.linspace(-3.7, -0.3, 7), np.linspace(0.05, 60.0, 40), [1e3, 1e5]])
     x = x[np.abs(x - np.round(x)) > 0.05]
     f = tape.record(lambda p, x: np.sum(tape.polygamma(n, x * p[0])), [1.0], data={"x": x})
@@ -714,7 +750,7 @@ def test_polygamma_values_and_derivatives(n):
 
 def test_lgamma_and_digamma_have_derivatives_of_every_order():
     f = tape.record(lambda p: tape.lgamma(p[0]) + tape.digamma(p[1]), [2.5, 3.5])
-    from scipy import special
+    from scipy import sparse, special
     np.testing.assert_allclose(f.hessian([2.5, 3.5]), np.diag([special.polygamma(1, 2.5),
                                                                special.polygamma(2, 3.5)]), rtol=1e-13)
 

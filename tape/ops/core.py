@@ -15,7 +15,7 @@ from ..errors import ShapeError
 from ..passes import simplify
 from ..tracer import Tracer
 
-__all__ = ["Op", "OPS", "defop", "apply", "elementwise_shape"]
+__all__ = ["Op", "OPS", "defop", "PerArg", "apply", "elementwise_shape"]
 
 OPS = {}
 
@@ -52,6 +52,16 @@ class Op:
 
     def __repr__(self):
         return f"Op({self.name})"
+
+
+class PerArg:
+    """Derivative rules of an op with any number of arguments: ``rules[k]`` is ``make(k)``."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __getitem__(self, k):
+        return self.make(k)
 
 
 def defop(name, kernel, impl, shape, vjp=None, jvp=None, linear=False):

@@ -1,16 +1,18 @@
-"""Structural ops: gather (indexing, broadcasting, transposes), scatter-add, reshape, stop_gradient.
+"""Structural ops: gather (indexing, broadcasting, transposes), scatter-add, concat, reshape,
+stop_gradient.
 
 Indices are fixed at record time and refer to the flattened trailing shape, applied to every event
 row alike. ``reshape`` and ``stop_gradient`` are aliases: they share their input's buffer and
 emit no instruction.
 """
+import builtins
 import math
 
 import numpy as np
 
 from .. import math as T
 from ..errors import ShapeError
-from .core import defop
+from .core import PerArg, defop
 
 
 def _gather_shape(graph, ids, attrs):
@@ -60,6 +62,35 @@ defop("scatter_add", ("scatter_add", None), _scatter_impl, _scatter_shape,
       (lambda g, ans, x, idx, shape: T.gather(T.broadcast_trailing(g, shape), idx, x.node.shape),),
       (lambda t, ans, x, idx, shape: T.scatter_add(T.broadcast_trailing(t, x.node.shape), idx, shape),),
       linear=True)
+def _concat_shape(graph, ids, attrs):
+    ns = [graph.nodes[i] for i in ids]
+    if any(len(n.shape) != 1 for n in ns) or len({n.event for n in ns}) != 1:
+        raise ShapeError("concat joins 1-D arrays that all have, or all lack, the event axis")
+    return (builtins.sum(n.size for n in ns),), ns[0].event, ids
+
+
+def _concat_offsets(args):
+    return np.cumsum([0] + [a.node.size for a in args])
+
+
+def _concat_vjp(k):
+    def rule(g, ans, *args):
+        off = _concat_offsets(args)
+        return T.gather(T.broadcast_trailing(g, ans.node.shape), range(off[k], off[k + 1]),
+                        args[k].node.shape)
+    return rule
+
+
+def _concat_jvp(k):
+    def rule(t, ans, *args):
+        off = _concat_offsets(args)
+        return T.scatter_add(T.broadcast_trailing(t, args[k].node.shape), range(off[k], off[k + 1]),
+                             ans.node.shape)
+    return rule
+
+
+defop("concat", ("concat", None), lambda *xs: np.concatenate([np.ravel(x) for x in xs]),
+      _concat_shape, PerArg(_concat_vjp), PerArg(_concat_jvp), linear=True)
 defop("reshape", None, lambda x, shape: np.reshape(x, shape), _reshape_shape,
       (lambda g, ans, x, shape: T.apply("reshape", T.broadcast_trailing(g, shape), attrs=(x.node.shape,)),),
       (lambda t, ans, x, shape: T.apply("reshape", T.broadcast_trailing(t, x.node.shape), attrs=(shape,)),),

@@ -244,7 +244,20 @@ def lower(graph, outputs, inputs):
             ins = _ins(K["polygamma"], 0, b, slot[args[0]], 0, 0, width, flags, n.attrs[0], 0)
         elif kname in ("sum_seg", "max_seg"):
             ins = _ins(K[kname], 0, b, slot[args[0]], 0, 0, width, flags, n.attrs[0], 0)
-        elif kname in ("gather", "scatter_add"):
+        elif kname == "concat":
+            pieces = []
+            for a in args:
+                pieces += [slot[a], max(1, nodes[a].size)]
+            ins = _ins(K["concat"], 0, b, 0, 0, 0, width, flags, idx_offset(tuple(pieces)), len(args))
+        elif kname == "polyval":
+            at = idx_offset(n.attrs[0]) if n.attrs else -1
+            ins = _ins(K["polyval"], 0, b, slot[args[0]], slot[args[1]], max(1, nodes[args[1]].size),
+                       width, flags, nodes[n.args[0]].shape[0], at)
+        elif kname == "spmv":
+            x_n = nodes[args[1]]
+            ins = _ins(K["spmv"], max(1, x_n.size), b, slot[args[0]], slot[args[1]], 0, width, flags,
+                       idx_offset(n.attrs[0]), idx_offset(n.attrs[1]))
+        elif kname in ("gather", "scatter_add", "scatter_prod"):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
             ins = _ins(K[kname], 0, b, slot[args[0]], 0, 0, width, fl, idx_offset(n.attrs[0]),
