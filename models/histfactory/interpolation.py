@@ -1,28 +1,29 @@
-"""HistFactory interpolation codes, vectorized, each with a slow loop-based reference.
+"""HistFactory interpolation codes as per-parameter weights, each with a slow loop-based reference.
 
-All vectorized functions take the nuisance parameters ``alpha`` (a numpy array or a traced
-value, one entry per (modifier, sample, bin) item) and constant numpy arrays of the same length,
-and record a fixed handful of elementwise nodes however many items there are. Branches are
-selected with ``tape.where``; the input of every branch that could produce NaN or infinity where it
-is not taken is guarded first (the double-where pattern), so no NaN leaks into derivatives.
+Every code is written so that the work per (modifier, sample, bin) item is a fixed linear map or a
+polynomial: the functions take the nuisance parameters ``alpha`` (one per parameter, numpy or
+traced) and return weights; the model applies them to all items at once through constant sparse
+matrices (``tape.spmv``, built by ``item_matrix``) and one ``tape.polyval``. Branches are selected
+with ``tape.where`` on the parameters (a few hundred values), not on the thousands of items.
 
-Additive (histosys), returning the change of the yield:
+Additive (histosys), the change of the yield ``wu * up + wd * dn`` (``up = hi - nom``,
+``dn = nom - lo``):
 
-- code 0, piecewise linear: ``alpha * (hi - nom)`` for alpha > 0, ``alpha * (nom - lo)`` else.
+- code 0, piecewise linear: ``alpha * up`` for alpha > 0, ``alpha * dn`` else.
 - code 4p, linear outside |alpha| <= 1 and a polynomial inside,
   ``alpha * S + alpha^2 (15 - 10 alpha^2 + 3 alpha^4) A`` with ``S = (up + dn) / 2``,
-  ``A = (up - dn) / 16`` (pyhf's convention).
+  ``A = (up - dn) / 16`` (pyhf's convention), i.e. ``wu = alpha/2 + P/16``, ``wd = alpha/2 - P/16``.
 
-Multiplicative (normsys), returning the LOG of the factor (the factors of all normsys modifiers of
-a sample are multiplied by summing logs, one scatter-add for the whole model):
+Multiplicative (normsys), the factor ``exp(wh * log(hi) + wl * log(lo)) * poly(x)``:
 
-- code 1, piecewise exponential: ``hi^alpha`` for alpha > 0, ``lo^(-alpha)`` else.
+- code 1, piecewise exponential: ``hi^alpha`` for alpha > 0, ``lo^(-alpha)`` else (no polynomial).
 - code 4, exponential outside |alpha| < 1 and, inside, the 6th-degree polynomial
-  ``1 + sum_i a_i alpha^i`` matching value, first and second derivatives at alpha = +-1.
+  ``1 + sum_i a_i alpha^i`` matching value, first and second derivatives at alpha = +-1
+  (``x`` is alpha inside and 0 outside, where every polynomial is 1).
 
 The ``_slow_code*`` functions compute the same per element with Python loops, from the definitions
 (code 4 solves its 6x6 system per element with ``numpy.linalg.solve``); tests check the fast
-versions against them.
+versions (``histosys_delta``, ``normsys_factor``) against them and against pyhf's.
 """
 import math
 
@@ -31,26 +32,35 @@ import numpy as np
 import tape
 from tape import math as T
 
-__all__ = ["histosys_code0", "histosys_code4p", "normsys_log_code1", "normsys_log_code4",
-           "code4_coefficients", "HISTOSYS_CODES", "NORMSYS_CODES"]
+__all__ = ["histosys_weights_code0", "histosys_weights_code4p", "histosys_delta",
+           "normsys_weights_code1", "normsys_weights_code4", "normsys_factor",
+           "code4_coefficients", "item_matrix", "HISTOSYS_WEIGHTS", "NORMSYS_WEIGHTS"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Additive codes (histosys).
-def histosys_code0(alpha, up, dn):
-    """Piecewise-linear change of the yield; `up` = hi - nom, `dn` = nom - lo."""
-    return tape.where(T.greater(alpha, 0.0), alpha * up, alpha * dn)
+# Additive codes (histosys): delta = wu * up + wd * dn with per-parameter weights (wu, wd).
+def histosys_weights_code0(alpha):
+    """Weights of code 0: (alpha, 0) for alpha > 0, (0, alpha) else."""
+    up = T.greater(alpha, 0.0)
+    return tape.where(up, alpha, 0.0), tape.where(up, 0.0, alpha)
 
 
-def histosys_code4p(alpha, up, dn):
-    """Linear for |alpha| > 1, polynomial inside (pyhf's code 4p); `up` = hi - nom, `dn` = nom - lo."""
-    s = 0.5 * (up + dn)
-    a = 0.0625 * (up - dn)
+def histosys_weights_code4p(alpha):
+    """Weights of code 4p: the polynomial ``alpha * S + alpha^2 (15 - 10 alpha^2 + 3 alpha^4) A``
+    with ``S = (up + dn) / 2``, ``A = (up - dn) / 16`` inside |alpha| <= 1, linear outside."""
     a2 = alpha * alpha
-    inner = alpha * s + a2 * (15.0 + a2 * (-10.0 + 3.0 * a2)) * a
-    outer = tape.where(T.greater(alpha, 1.0), alpha * up, alpha * dn)
+    half = 0.5 * alpha
+    p16 = a2 * (0.9375 + a2 * (-0.625 + 0.1875 * a2))          # P(alpha) / 16
     inside = T.less_equal(tape.abs(alpha), 1.0)
-    return tape.where(inside, inner, outer)
+    wu = tape.where(inside, half + p16, tape.where(T.greater(alpha, 1.0), alpha, 0.0))
+    wd = tape.where(inside, half - p16, tape.where(T.less(alpha, -1.0), alpha, 0.0))
+    return wu, wd
+
+
+def histosys_delta(code, alpha, up, dn):
+    """Change of the yield item by item (`alpha`, `up` = hi - nom, `dn` = nom - lo alike)."""
+    wu, wd = HISTOSYS_WEIGHTS[code](alpha)
+    return wu * up + wd * dn
 
 
 def _slow_code0(alpha, hi, nom, lo):
@@ -75,10 +85,31 @@ def _slow_code4p(alpha, hi, nom, lo):
 
 
 # ---------------------------------------------------------------------------------------------
-# Multiplicative codes (normsys), in log space.
-def normsys_log_code1(alpha, log_hi, log_lo):
-    """log of hi^alpha (alpha > 0) or lo^(-alpha) (alpha <= 0); `log_hi`, `log_lo` constants."""
-    return tape.where(T.greater(alpha, 0.0), alpha * log_hi, -alpha * log_lo)
+# Multiplicative codes (normsys): factor = exp(wh * log(hi) + wl * log(lo)) * inner polynomial.
+def normsys_weights_code1(alpha):
+    """Weights of code 1 on (log hi, log lo): (alpha, 0) for alpha > 0, (0, -alpha) else."""
+    up = T.greater(alpha, 0.0)
+    return tape.where(up, alpha, 0.0), tape.where(up, 0.0, -alpha)
+
+
+def normsys_weights_code4(alpha):
+    """Code 4's weights on (log hi, log lo) outside |alpha| < 1, and the polynomial's variable
+    ``x`` (alpha inside, 0 outside, where every polynomial is 1)."""
+    wh = tape.where(T.greater_equal(alpha, 1.0), alpha, 0.0)
+    wl = tape.where(T.less_equal(alpha, -1.0), -alpha, 0.0)
+    x = tape.where(T.less(tape.abs(alpha), 1.0), alpha, 0.0)
+    return wh, wl, x
+
+
+def normsys_factor(code, alpha, hi, lo):
+    """The factor item by item (`alpha`, `hi`, `lo` alike), for tests and references."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    if code == "code1":
+        wh, wl = normsys_weights_code1(alpha)
+        return np.exp(wh * np.log(hi) + wl * np.log(lo))
+    wh, wl, x = normsys_weights_code4(alpha)
+    poly = tape.polyval(np.concatenate([np.ones((1, alpha.size)), code4_coefficients(hi, lo)]), x)
+    return np.exp(wh * np.log(hi) + wl * np.log(lo)) * poly
 
 
 def _code4_system(alpha0=1.0):
@@ -110,18 +141,23 @@ def code4_coefficients(hi, lo):
     return _CODE4_INVERSE @ _code4_rhs(hi, lo)
 
 
-def normsys_log_code4(alpha, log_hi, log_lo, coefficients):
-    """log of code 4's factor; `coefficients` from ``code4_coefficients``, shape (6, n)."""
-    inside = T.less(tape.abs(alpha), 1.0)
-    x = tape.where(inside, alpha, 0.0)         # guard: the polynomial only sees |x| < 1
-    c = coefficients
-    poly = c[5] * x + c[4]
-    for k in (3, 2, 1, 0):
-        poly = poly * x + c[k]
-    poly = poly * x + 1.0
-    log_poly = tape.log(tape.where(inside, poly, 1.0))
-    outer = tape.where(T.greater_equal(alpha, 1.0), alpha * log_hi, -alpha * log_lo)
-    return tape.where(inside, log_poly, outer)
+def item_matrix(rows, pidx, n_rows, blocks):
+    """The sparse matrix that applies per-parameter weights to items: one column block per
+    weight vector; item i puts ``blocks[b][i]`` at (``rows[i]``, block b, its parameter).
+
+    Returns ``(params, matrix)``: the parameters used (sorted) and a CSR matrix of shape
+    (n_rows, len(blocks) * len(params)), duplicates summed and zeros dropped.
+    """
+    import scipy.sparse as sp
+    params, col = np.unique(np.asarray(pidx, dtype=np.int64), return_inverse=True)
+    m = params.size
+    r = np.tile(np.asarray(rows, dtype=np.int64), len(blocks))
+    c = np.concatenate([b * m + col for b in range(len(blocks))])
+    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in blocks])
+    mat = sp.csr_array((v, (r, c)), shape=(n_rows, len(blocks) * m))
+    mat.sum_duplicates()
+    mat.eliminate_zeros()
+    return params, mat
 
 
 def _slow_code1(alpha, hi, lo):
@@ -143,5 +179,5 @@ def _slow_code4(alpha, hi, lo):
     return np.array(out)
 
 
-HISTOSYS_CODES = {"code0": histosys_code0, "code4p": histosys_code4p}
-NORMSYS_CODES = {"code1": normsys_log_code1, "code4": normsys_log_code4}
+HISTOSYS_WEIGHTS = {"code0": histosys_weights_code0, "code4p": histosys_weights_code4p}
+NORMSYS_WEIGHTS = {"code1": normsys_weights_code1, "code4": normsys_weights_code4}

@@ -2,13 +2,16 @@
 
 The expected yields are computed over "entry bins" (each bin of each sample defined in a channel):
 
-    yield = (nominal + sum of histosys deltas) * prod(direct factors) * exp(sum of normsys logs)
+    yield = (nominal + sum of histosys deltas) * prod(direct factors) * prod(normsys factors)
 
 where the direct factors are parameters used as they are (normfactor, lumi, shapefactor, shapesys
-and staterror gammas). Each modifier type is one gather of its parameters, a few elementwise nodes
-and one scatter-add; the direct factors are a few gathers (one per "level", the largest number of
-such factors on one bin, typically 2 to 4). The same code runs on numpy arrays (``expected_data``,
-``logpdf``) and on the tape (``nll``), so the two cannot disagree.
+and staterror gammas). The interpolation codes give per-parameter weights (a few hundred values);
+constant sparse matrices apply them to every histosys and normsys item at once (``tape.spmv``,
+dense ``matmul`` when a matrix is mostly non-zeros), the code-4 polynomials of all normsys items are
+one ``tape.polyval``, and their product per sample one ``tape.scatter_prod``; the direct factors
+are a few gathers (one per "level", the largest number of such factors on one bin, typically 2
+to 4). The same code runs on numpy arrays (``expected_data``, ``logpdf``) and on the tape
+(``nll``), so the two cannot disagree.
 
     logpdf = sum_bins [n log(lam) - lam - lgamma(n + 1)]
            + sum_normal [-(a - theta)^2 / (2 sigma^2) - log(sigma sqrt(2 pi))]
@@ -34,11 +37,13 @@ from tape.tracer import Tracer
 
 from ..nll import NLL
 from ..parameters import Parameter
-from .interpolation import HISTOSYS_CODES, NORMSYS_CODES
+from .interpolation import HISTOSYS_WEIGHTS, NORMSYS_WEIGHTS
 from .modifiers import build
 from .schema import InvalidSpecification, validate_model_spec
 
 __all__ = ["Model", "ModelConfig", "HistFactoryNLL"]
+
+DENSE_FRACTION = 0.5
 
 DEFAULT_MODIFIER_SETTINGS = {"normsys": {"interpcode": "code4"},
                              "histosys": {"interpcode": "code4p"}}
@@ -73,6 +78,14 @@ def log_poisson_at_mean(a):
                                                                                  - inv2 / 1188))))
     out[big] = -0.5 * np.log(2.0 * math.pi * x) - series
     return out
+
+
+def _apply(matrix, x):
+    """matrix @ x for a constant sparse matrix: sparse (spmv) unless it is mostly non-zeros, when
+    a dense product streams through memory faster than indexed loads."""
+    if matrix.nnz >= DENSE_FRACTION * matrix.shape[0] * matrix.shape[1]:
+        return T.matmul(matrix.toarray(), x) if isinstance(x, Tracer) else matrix.toarray() @ x
+    return tape.spmv(matrix, x)
 
 
 def _scatter(x, idx, n):
@@ -165,12 +178,12 @@ class Model:
                 raise ValueError(f"modifier_settings: no setting for modifier type {k!r}")
             settings[k].update(v)
         ncode, hcode = settings["normsys"]["interpcode"], settings["histosys"]["interpcode"]
-        if ncode not in NORMSYS_CODES:
+        if ncode not in NORMSYS_WEIGHTS:
             raise ValueError(f"normsys interpcode {ncode!r} is not supported "
-                             f"({sorted(NORMSYS_CODES)})")
-        if hcode not in HISTOSYS_CODES:
+                             f"({sorted(NORMSYS_WEIGHTS)})")
+        if hcode not in HISTOSYS_WEIGHTS:
             raise ValueError(f"histosys interpcode {hcode!r} is not supported "
-                             f"({sorted(HISTOSYS_CODES)})")
+                             f"({sorted(HISTOSYS_WEIGHTS)})")
         self.spec = spec
         self._layout = build(spec, spec.get("parameters", []), normsys_code=ncode,
                              histosys_code=hcode)
@@ -182,9 +195,9 @@ class Model:
         """Expected main counts per bin (numpy array or traced)."""
         L = self._layout
         y = L.eb_nominal
-        if len(L.h_pidx):
-            delta = HISTOSYS_CODES[L.histosys_code](_take(p, L.h_pidx), L.h_up, L.h_dn)
-            y = y + _scatter(delta, L.h_eb, L.n_eb)
+        if L.h_matrix is not None:
+            wu, wd = HISTOSYS_WEIGHTS[L.histosys_code](_take(p, L.h_par))
+            y = y + _apply(L.h_matrix, tape.concatenate([wu, wd, wu + wd]))
         if L.direct_levels:
             if isinstance(p, Tracer):
                 pe = T.concatenate([p, np.ones(1)])
@@ -192,13 +205,16 @@ class Model:
                 pe = np.concatenate([np.asarray(p, dtype=np.float64), np.ones(1)])
             for idx in L.direct_levels:
                 y = y * _take(pe, idx)
-        if len(L.n_pidx):
-            alpha = _take(p, L.n_pidx)
+        if L.n_linear is not None:
+            alpha = _take(p, L.n_par)
             if L.normsys_code == "code4":
-                logf = NORMSYS_CODES["code4"](alpha, L.n_log_hi, L.n_log_lo, L.n_coef)
+                wh, wl, x = NORMSYS_WEIGHTS["code4"](alpha)
             else:
-                logf = NORMSYS_CODES["code1"](alpha, L.n_log_hi, L.n_log_lo)
-            factor = tape.exp(_scatter(logf, L.n_entry, L.n_entries))
+                wh, wl = NORMSYS_WEIGHTS["code1"](alpha)
+            factor = tape.exp(_apply(L.n_linear, tape.concatenate([wh, wl])))
+            if L.n_poly is not None:
+                poly = tape.polyval(L.n_poly, x, at=L.n_col)
+                factor = factor * tape.scatter_prod(poly, L.n_entry, (L.n_entries,))
             y = y * _take(factor, L.eb_entry)
         return _scatter(y, L.eb_bin, L.n_bins)
 

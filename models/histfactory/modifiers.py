@@ -8,8 +8,9 @@
   and the measurement's overrides (inits, bounds, fixed, auxdata, sigmas, factors);
 - the "entries" (a sample defined in a channel) and "entry bins" (one per bin of an entry);
 - per modifier type, flat arrays of parameter indices and constants (one item per
-  (modifier, sample, channel) or per (modifier, sample, bin)), so that the model evaluates every
-  modifier of a type with one gather, a few elementwise nodes and one scatter-add;
+  (modifier, sample, channel) or per (modifier, sample, bin)), and the constant sparse matrices
+  (``h_matrix``, ``n_linear``) and polynomial coefficients (``n_poly``) through which the model
+  applies per-parameter interpolation weights to all items of a type at once;
 - the auxiliary-data layout of the constraint terms (Gaussian: normsys, histosys, lumi, staterror;
   Poisson: shapesys with pyhf's gamma parametrization, rate gamma * tau, tau = (nominal /
   uncertainty)^2, auxdata tau).
@@ -335,11 +336,22 @@ def build(spec, user_parameters=(), *, normsys_code="code4", histosys_code="code
     L.n_hi, L.n_lo = np.array(n_hi, dtype=np.float64), np.array(n_lo, dtype=np.float64)
     L.n_log_hi, L.n_log_lo = np.log(L.n_hi), np.log(L.n_lo)
     L.n_what = n_what
-    if normsys_code == "code4" and len(n_hi):
-        from .interpolation import code4_coefficients
-        L.n_coef = code4_coefficients(L.n_hi, L.n_lo)
-    else:
-        L.n_coef = None
+    # the per-parameter interpolation weights reach the items through sparse matrices
+    from .interpolation import code4_coefficients, item_matrix
+    L.h_par = L.h_matrix = L.n_par = L.n_linear = L.n_poly = None
+    if len(h_pidx):
+        # symmetric items (up == dn) take one non-zero, on the weight wu + wd
+        sym = L.h_up == L.h_dn
+        L.h_par, L.h_matrix = item_matrix(L.h_eb, L.h_pidx, L.n_eb,
+                                          [np.where(sym, 0.0, L.h_up), np.where(sym, 0.0, L.h_dn),
+                                           np.where(sym, L.h_up, 0.0)])
+    if len(n_pidx):
+        L.n_par, L.n_linear = item_matrix(L.n_entry, L.n_pidx, L.n_entries,
+                                          [L.n_log_hi, L.n_log_lo])
+        if normsys_code == "code4":      # 1 + sum_k a_k x^k, x taken per item from n_par
+            L.n_poly = np.concatenate([np.ones((1, len(n_pidx))),
+                                       code4_coefficients(L.n_hi, L.n_lo)])
+            L.n_col = np.searchsorted(L.n_par, L.n_pidx)
 
     # -- auxiliary data: constrained parameter sets in parameter order ---------------------------
     aux_order, auxdata, aux_pidx, aux_scale = [], [], [], []
