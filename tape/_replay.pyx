@@ -356,22 +356,23 @@ cdef double pairwise_dot(const double* a, const double* b, Py_ssize_t n,
     return pairwise_dot(a, b, half, s) + pairwise_dot(a + half * s, b + half * s, n - half, s)
 
 
-cdef inline void scatter_runs(double* out, const double* a, const int64_t* idx,
-                              Py_ssize_t w) noexcept nogil:
-    """out[idx[j]] += a[j]; a run of equal indices (sorted index lists have long ones) is summed
-    pairwise first, which also breaks the chain of dependent additions into one element."""
-    cdef Py_ssize_t j = 0, e
-    cdef int64_t k
-    while j < w:
-        k = idx[j]
-        e = j + 1
-        while e < w and idx[e] == k:
-            e += 1
-        if e - j == 1:
-            out[k] += a[j]
-        else:
-            out[k] += pairwise_sum(a + j, e - j)
-        j = e
+cdef inline void gather_sum(double* out, const double* a, const int64_t* ptr,
+                            const int64_t* items, Py_ssize_t n) noexcept nogil:
+    """out[r] = sum of a[items[k]] for k in ptr[r]:ptr[r+1] (a scatter-add by output)."""
+    cdef Py_ssize_t r, k, e
+    cdef double s0, s1
+    for r in range(n):
+        k = ptr[r]
+        e = ptr[r + 1]
+        s0 = 0.0
+        s1 = 0.0
+        while k + 2 <= e:
+            s0 += a[items[k]]
+            s1 += a[items[k + 1]]
+            k += 2
+        if k < e:
+            s0 += a[items[k]]
+        out[r] = s0 + s1
 
 
 cdef inline void prod_runs(double* out, const double* a, const int64_t* idx,
@@ -574,9 +575,14 @@ cdef void exec_block(const int64_t* code, Py_ssize_t n_ins, double** ptrs, const
         elif kind == K_SCATTER_ADD:
             idx = iarena + I[F_X1]
             w = I[F_X2]
-            memset(out, 0, total * sizeof(double))
-            for r in range(rows if flags & FL_EVENT else 1):
-                scatter_runs(out + r * n, a + r * w, idx, w)
+            if fn == 1:      # CSR: n + 1 row pointers, then the items of each output
+                for r in range(rows if flags & FL_EVENT else 1):
+                    gather_sum(out + r * n, a + r * w, idx, idx + n + 1, n)
+            else:
+                memset(out, 0, total * sizeof(double))
+                for r in range(rows if flags & FL_EVENT else 1):
+                    for j in range(w):
+                        out[r * n + idx[j]] += a[r * w + j]
         elif kind == K_SCATTER_PROD:
             idx = iarena + I[F_X1]
             w = I[F_X2]

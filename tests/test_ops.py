@@ -493,6 +493,11 @@ add_case("logsumexp[params]", lambda p, **d: tape.logsumexp(p[2:8] * np.arange(1
 # broadcasting.
 add_case("gather[param-slices]", lambda p, **d: np.sum(np.exp(p[1:4]) * p[::-1][0:3] * p[[2, 0, 1]]), _no_data,
          scale=10)
+add_case("gather[param-repeated-indices]",   # the adjoint's scatter sums several items per output
+         lambda p, **d: np.sum(np.sin(p[[0, 0, 1, 0, 2, 2, 1, 0, 3]]) * np.arange(1.0, 10.0)), _no_data, scale=10)
+add_case("gather[event-repeated-columns]",
+         lambda p, X, **d: np.sum(np.exp((X * p[2:5])[:, [0, 0, 1, 0, 2, 2, 1]]) * np.arange(1.0, 8.0)), R,
+         scale=60)
 add_case("gather[param-negative-index]", lambda p, **d: p[-1] * p[-2] ** 2 + np.sin(p[-3]), _no_data, scale=2)
 add_case("gather[event-columns]",
          lambda p, X, **d: np.sum(np.sin(X[:, 0] * p[0]) * X[:, 2] + X[:, -1] ** 2 * p[1]),

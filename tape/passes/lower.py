@@ -173,7 +173,7 @@ def lower(graph, outputs, inputs):
         off = idx_off.get(idx)
         if off is None:
             off = sum(len(x) for x in iarena)
-            iarena.append(np.asarray(idx, dtype=np.int64))
+            iarena.append(np.asarray(idx[1:] if idx[:1] == ("csr",) else idx, dtype=np.int64))
             idx_off[idx] = off
         return off
 
@@ -257,6 +257,13 @@ def lower(graph, outputs, inputs):
             x_n = nodes[args[1]]
             ins = _ins(K["spmv"], max(1, x_n.size), b, slot[args[0]], slot[args[1]], 0, width, flags,
                        idx_offset(n.attrs[0]), idx_offset(n.attrs[1]))
+        elif kname == "scatter_add" and len(n.attrs[0]) >= 2 * width:
+            # many items per output: summed output by output (CSR: row pointers, then the items
+            # of each row), no chains of dependent read-modify-writes through memory
+            src = nodes[args[0]]
+            fl = flags | (FL_EVENT_IN if src.event else 0)
+            ins = _ins(K[kname], 1, b, slot[args[0]], 0, 0, width, fl,
+                       idx_offset(("csr",) + _csr_of(n.attrs[0], width)), max(1, src.size))
         elif kname in ("gather", "scatter_add", "scatter_prod"):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
@@ -308,6 +315,14 @@ def lower(graph, outputs, inputs):
                   "body": [len(b) for b in blocks["body"]],
                   "post": [len(b) for b in blocks["post"]]},
     }
+
+
+def _csr_of(idx, n):
+    """Row pointers (n + 1) and the items of each row in order, for scatter-add into n outputs."""
+    idx = np.asarray(idx, dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=n))])
+    return tuple(int(i) for i in ptr) + tuple(int(i) for i in order)
 
 
 def _take_permanent(arena, width):
