@@ -222,14 +222,23 @@ def broadcast_trailing(x, shape):
     return Tracer(x.graph, broadcast_to_ids(x.graph, x.id, shape))
 
 
+def index_tuple(idx):
+    """Indices as the tuple of Python ints an op attribute holds (hashable, JSON-ready)."""
+    if type(idx) is tuple and (not idx or type(idx[0]) is int):
+        return idx
+    if isinstance(idx, np.ndarray):
+        return tuple(idx.astype(np.int64, copy=False).ravel().tolist())
+    return tuple(int(i) for i in idx)
+
+
 def gather(x, idx, shape):
     """Elements `idx` (into the flattened trailing shape) of `x`, as trailing `shape`."""
-    return apply("gather", x, attrs=(tuple(int(i) for i in idx), tuple(shape)))
+    return apply("gather", x, attrs=(index_tuple(idx), tuple(shape)))
 
 
 def scatter_add(x, idx, shape):
     """A zero array of trailing `shape` with the elements of `x` added at positions `idx`."""
-    return apply("scatter_add", x, attrs=(tuple(int(i) for i in idx), tuple(shape)))
+    return apply("scatter_add", x, attrs=(index_tuple(idx), tuple(shape)))
 
 
 def scatter_prod(x, idx, shape):
@@ -252,7 +261,7 @@ def scatter_prod(x, idx, shape):
         for j, k in enumerate(idx):
             out[..., k] *= x[..., j]
         return out.reshape(x.shape[:x.ndim - 1] + tuple(shape))
-    return apply("scatter_prod", x, attrs=(tuple(int(i) for i in idx), tuple(shape)))
+    return apply("scatter_prod", x, attrs=(index_tuple(idx), tuple(shape)))
 
 
 def polyval(coeffs, x, at=None):
@@ -273,7 +282,7 @@ def polyval(coeffs, x, at=None):
     >>> tape.polyval(np.array([[1.0, 0.0], [2.0, 1.0]]), np.array([3.0, 5.0]), at=[1, 1])
     array([11.,  5.])
     """
-    attrs = () if at is None else (tuple(int(i) for i in at),)
+    attrs = () if at is None else (index_tuple(at),)
     if not _traced(coeffs, x):
         from .ops.polynomial import _polyval_impl
         return _polyval_impl(coeffs, x, *attrs)

@@ -170,4 +170,4 @@ def broadcast_to_ids(graph, nid, shape):
         s = s[len(s) - len(shape):]
     src = np.arange(n.size, dtype=np.int64).reshape(s)
     idx = np.broadcast_to(src, shape).ravel()
-    return apply_ids(graph, "gather", (nid,), (tuple(int(i) for i in idx), tuple(shape)))
+    return apply_ids(graph, "gather", (nid,), (tuple(idx.tolist()), tuple(shape)))

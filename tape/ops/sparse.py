@@ -27,8 +27,8 @@ def csr_structure(matrix):
     m = sp.csr_array(matrix, dtype=np.float64)
     m.sum_duplicates()
     m.sort_indices()
-    return (np.asarray(m.data, dtype=np.float64), tuple(int(i) for i in m.indptr),
-            tuple(int(i) for i in m.indices), tuple(int(i) for i in m.shape))
+    return (np.asarray(m.data, dtype=np.float64), tuple(m.indptr.astype(np.int64).tolist()),
+            tuple(m.indices.astype(np.int64).tolist()), tuple(int(i) for i in m.shape))
 
 
 def transposed(indptr, cols, n_cols):
@@ -37,14 +37,13 @@ def transposed(indptr, cols, n_cols):
     cols = np.asarray(cols, dtype=np.int64)
     rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
     perm = np.argsort(cols, kind="stable")
-    tptr = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=n_cols))])
-    return (tuple(int(i) for i in tptr), tuple(int(i) for i in rows[perm]),
-            tuple(int(i) for i in perm))
+    tptr = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=n_cols))]).astype(np.int64)
+    return tuple(tptr.tolist()), tuple(rows[perm].tolist()), tuple(perm.tolist())
 
 
 def _rows_of(indptr):
     indptr = np.asarray(indptr, dtype=np.int64)
-    return tuple(int(i) for i in np.repeat(np.arange(indptr.size - 1), np.diff(indptr)))
+    return tuple(np.repeat(np.arange(indptr.size - 1), np.diff(indptr)).tolist())
 
 
 def _spmv_shape(graph, ids, attrs):
