@@ -26,6 +26,8 @@ DEFAULT_CHUNK_BYTES = 512 * 1024
 MIN_ROWS, MAX_ROWS = 1024, 16384
 # Hessian columns computed by one program (one pass over the events).
 HESSIAN_BLOCK = 16
+# At most this many events, a Hessian of more than HESSIAN_BLOCK parameters is a loop of hvps.
+HVP_LOOP_MAX_EVENTS = 4096
 
 
 def _parse_bytes(limit):
@@ -240,19 +242,42 @@ class Function:
         from .fit import hessian_layout
         return hessian_layout() == "full"
 
-    def hessian(self, p):
+    def hessian(self, p, *, method=None):
         """The exact Hessian at `p`, a symmetric (n, n) array (forward-over-reverse).
 
-        Each block of up to ``HESSIAN_BLOCK`` columns is one program: a tangent sweep per unit
-        direction over the gradient tape (zero tangents pruned at record time), replayed in
-        one pass over the events.
+        Two ways to the same numbers (they differ by rounding only):
+
+        - ``"blocks"``: each block of up to ``HESSIAN_BLOCK`` columns is one program, a tangent
+          sweep per unit direction over the gradient tape (zero tangents pruned at record time),
+          replayed in one pass over the events. Fastest per call; building the programs costs
+          about 10 ms of Python per column on a large tape.
+        - ``"hvp"``: one Hessian-vector product per column with the ``hvp`` program (built once,
+          like a single column). Per call it redoes the forward and reverse sweeps for every
+          column, which is cheap when there are few events.
+
+        The default (`method` None) takes ``"hvp"`` for more than ``HESSIAN_BLOCK`` parameters
+        on at most ``HVP_LOOP_MAX_EVENTS`` events (binned likelihoods: a 623-parameter
+        HistFactory model builds in 0.03 s instead of 6 s), else ``"blocks"``.
         """
         p = self._params(p)
         n, k = self._n, HESSIAN_BLOCK
+        if method is None:
+            method = "hvp" if n > k and self._n_events <= HVP_LOOP_MAX_EVENTS else "blocks"
         h = np.empty((n, n))
-        for j0 in range(0, n, k):
-            j1 = min(n, j0 + k)
-            h[j0:j1] = self._run(("hessian", j0, j1), p, (j1 - j0) * n).reshape(j1 - j0, n)
+        if method == "hvp":
+            prog = self._programs.get("hvp") or self._program("hvp")
+            x = np.concatenate([p, np.zeros(n)])
+            with self._lock:
+                for j in range(n):
+                    x[n + j] = 1.0
+                    prog.run(x, h[j])
+                    x[n + j] = 0.0
+        elif method == "blocks":
+            for j0 in range(0, n, k):
+                j1 = min(n, j0 + k)
+                h[j0:j1] = self._run(("hessian", j0, j1), p, (j1 - j0) * n).reshape(j1 - j0, n)
+        else:
+            raise ValueError(f"method must be 'blocks', 'hvp' or None, got {method!r}")
         return 0.5 * (h + h.T)
 
     # -- data -------------------------------------------------------------------------------------

@@ -102,6 +102,23 @@ def test_hessian_in_blocks_of_columns(rng):
     s = 1.0 / (1.0 + np.exp(-(x @ p)))
     expected = (x.T * (s * (1 - s))) @ x + np.diag(6 * p ** 2)
     np.testing.assert_allclose(f.hessian(p), expected, rtol=1e-11, atol=1e-11)
+    for method in ("blocks", "hvp"):
+        np.testing.assert_allclose(f.hessian(p, method=method), expected, rtol=1e-11, atol=1e-11)
+    with pytest.raises(ValueError, match="method"):
+        f.hessian(p, method="numerical")
+
+
+def test_default_hessian_method_follows_the_event_count(rng):
+    """Many parameters on few events (binned): hvp columns, no block programs built; many
+    events: block programs."""
+    from tape.function import HESSIAN_BLOCK, HVP_LOOP_MAX_EVENTS
+    n = HESSIAN_BLOCK + 3
+    for events, blocks in ((50, False), (HVP_LOOP_MAX_EVENTS + 1, True)):
+        x = rng.normal(size=(events, n))
+        f = tape.record(lambda p, x: np.sum(np.exp(0.1 * (x @ p))), np.zeros(n), data={"x": x})
+        f.hessian(np.zeros(n))
+        built = {k[0] if isinstance(k, tuple) else k for k in f._programs}
+        assert ("hessian" in built) == blocks and ("hvp" in built) != blocks
 
 
 def test_memory_limit_bounds_the_chunk_buffers():
