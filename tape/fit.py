@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .result import FitResult
+from .threads import single_threaded_blas
 
 __all__ = ["fit", "prepare", "make_positive_definite", "FitSetup"]
 
@@ -262,6 +263,7 @@ def _minuit(setup, cb, values, use_hessian, strategy, tol):
     return m
 
 
+@single_threaded_blas
 def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessian_seed=True,
         errordef=None, strategy=0, tol=None, ncall=None):
     """Minimize a recorded NLL; errors from its exact Hessian at the minimum.
