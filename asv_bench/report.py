@@ -133,6 +133,14 @@ elif what == "hf":
         pws = pyhf.Workspace(spec); pm = pws.model(patches=pt) if patch else pws.model(poi_name=None); pd = pws.data(pm)
         pp = np.array(pm.config.suggested_init(), float); pm.logpdf(pp, pd)
         t_ours, t_pyhf = pair(lambda: f(p), lambda: pm.logpdf(pp, pd), 2000, 50)
-        t_grad = med(lambda: f.value_and_grad(p), 1000)
-        out[name] = dict(npars=len(p), ours_us=t_ours*1e6, pyhf_us=t_pyhf*1e6, ratio=t_ours/t_pyhf, vg_us=t_grad*1e6)
+        t_v, t_grad = pair(lambda: f(p), lambda: f.value_and_grad(p), 1000, 1000)
+        t0 = time.perf_counter(); f.hessian(p); t_first_h = time.perf_counter() - t0
+        t_h = med(lambda: f.hessian(p), 1, 5)
+        t_fit = med(lambda: nll.fit(), 1, 5)
+        fresh = ws.model(patches=pt) if patch else ws.model(poi_name=None)
+        t0 = time.perf_counter(); r = fresh.nll(ws.data(fresh)).fit(); t_first_fit = time.perf_counter() - t0
+        out[name] = dict(npars=len(p), ours_us=t_ours*1e6, pyhf_us=t_pyhf*1e6, ratio=t_ours/t_pyhf,
+                         vg_us=t_grad*1e6, vg_over_value=t_grad/t_v, hessian_ms=t_h*1e3,
+                         first_hessian_ms=t_first_h*1e3, fit_s=t_fit, first_fit_s=t_first_fit,
+                         first_fit_valid=bool(r.valid))
 print(json.dumps(out, indent=1, default=float))

@@ -8,6 +8,8 @@ Targets, tutorial model (7 parameters), single thread, one run:
 * ``track_chunked_over_unchunked``: value_and_grad with ``memory_limit="64MB"`` no more than
   10 % slower than with one chunk spanning all events.
 """
+import time
+
 import numpy as np
 
 import tape
@@ -188,33 +190,48 @@ class Threads:
 
 
 class TinyHessian:
-    """Hessians of a tiny-op tape (binned regime) as n grows: softplus(A @ p + c) + |p|^2 / 2."""
+    """Hessians of a tiny-op tape (binned regime) as n grows: softplus(A @ p + c) + |p|^2 / 2,
+    by block programs and by a loop of hvp columns (the default for more than 16 parameters on
+    few events): per-call time, and the first call including building the programs."""
 
-    params = [25, 50, 100, 200]
-    param_names = ["n_params"]
+    params = ([25, 50, 100, 200], ["blocks", "hvp"])
+    param_names = ["n_params", "method"]
     timeout = 300
 
-    def setup(self, n):
+    @staticmethod
+    def _record(n):
+        rng = np.random.default_rng(n)
+        a, c = rng.normal(size=(n, n)) / n, rng.normal(size=n)
+        f = tape.record(lambda q: np.sum(tape.softplus(a @ q + c)) + 0.5 * np.sum(q * q),
+                        rng.normal(size=n) * 0.1)
+        return f, rng.normal(size=n) * 0.1
+
+    def setup(self, n, method):
         key = ("tiny", n)
         if key not in _STATE:
-            rng = np.random.default_rng(n)
-            a, c = rng.normal(size=(n, n)) / n, rng.normal(size=n)
-            f = tape.record(lambda q: np.sum(tape.softplus(a @ q + c)) + 0.5 * np.sum(q * q),
-                            rng.normal(size=n) * 0.1)
-            _STATE[key] = (f, rng.normal(size=n) * 0.1)
+            _STATE[key] = self._record(n)
         self.f, self.q = _STATE[key]
-        self.f.hessian(self.q)
+        self.f.hessian(self.q, method=method)
         self.f.value_and_grad(self.q)
 
-    def time_hessian(self, n):
-        self.f.hessian(self.q)
+    def time_hessian(self, n, method):
+        self.f.hessian(self.q, method=method)
 
-    def track_hessian_over_value_and_grad(self, n):
-        th, tg = median_seconds(lambda: self.f.hessian(self.q),
+    def track_hessian_over_value_and_grad(self, n, method):
+        th, tg = median_seconds(lambda: self.f.hessian(self.q, method=method),
                                 lambda: self.f.value_and_grad(self.q), repeat=7)
         return th / tg
 
     track_hessian_over_value_and_grad.unit = "ratio"
+
+    def track_first_hessian_seconds(self, n, method):
+        f, q = self._record(n)
+        f.value_and_grad(q)
+        t0 = time.perf_counter()
+        f.hessian(q, method=method)
+        return time.perf_counter() - t0
+
+    track_first_hessian_seconds.unit = "seconds"
 
 
 class Persistence:
