@@ -112,6 +112,24 @@ TK_CLONES static void tape_muladd(double *out, const double *a, long sa, const d
  * chains, so the latency of the multiply-adds overlaps), one store each */
 typedef double tk_v4d __attribute__((vector_size(32)));
 
+/* sum of a[i] * b[i], i < n (n <= 128: the base case of the pairwise event sums), sixteen
+ * partial sums in four vectors combined in a fixed order */
+TK_CLONES static double tape_dot_block(const double *restrict a, const double *restrict b, long n)
+{
+    tk_v4d r0 = {0, 0, 0, 0}, r1 = r0, r2 = r0, r3 = r0, x, y;
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&x, a + i, 32); memcpy(&y, b + i, 32); r0 += x * y;
+        memcpy(&x, a + i + 4, 32); memcpy(&y, b + i + 4, 32); r1 += x * y;
+        memcpy(&x, a + i + 8, 32); memcpy(&y, b + i + 8, 32); r2 += x * y;
+        memcpy(&x, a + i + 12, 32); memcpy(&y, b + i + 12, 32); r3 += x * y;
+    }
+    r0 = (r0 + r1) + (r2 + r3);
+    double t = (r0[0] + r0[1]) + (r0[2] + r0[3]);
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
 TK_CLONES static void tape_polyval(double *restrict out, const double *restrict c,
                                    const double *restrict x, const int64_t *restrict idx,
                                    long n, long d)

@@ -30,6 +30,7 @@ cdef extern from "_kernels.h" nogil:
                     const double* b, long sb, long n)
     void tape_muladd(double* out, const double* a, long sa, const double* b, long sb,
                      const double* c, long sc, long n)
+    double tape_dot_block(const double* a, const double* b, long n)
     void tape_polyval(double* out, const double* c, const double* x, const int64_t* idx,
                       long n, long d)
     enum:
@@ -332,19 +333,7 @@ cdef double pairwise_dot(const double* a, const double* b, Py_ssize_t n,
     cdef Py_ssize_t i, half
     cdef double r0, r1, r2, r3, t
     if s == 1 and n <= 128:
-        r0 = r1 = r2 = r3 = 0.0
-        i = 0
-        while i + 4 <= n:
-            r0 += a[i] * b[i]
-            r1 += a[i + 1] * b[i + 1]
-            r2 += a[i + 2] * b[i + 2]
-            r3 += a[i + 3] * b[i + 3]
-            i += 4
-        t = (r0 + r1) + (r2 + r3)
-        while i < n:
-            t += a[i] * b[i]
-            i += 1
-        return t
+        return tape_dot_block(a, b, n)
     if n <= 16:
         t = 0.0
         for i in range(n):

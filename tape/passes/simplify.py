@@ -114,6 +114,20 @@ def simplify(graph, name, ids, attrs, shape, event):
                     return apply_ids(graph, "mul", (apply_ids(graph, "sum_events", (x,)), y))
             if nodes[u].event and nodes[v].event and nodes[u].shape == nodes[v].shape == n.shape:
                 return apply_ids(graph, "dot_events", (u, v))
+    if name == "dot_events":
+        a, b = ids
+        for x, y in ((a, b), (b, a)):
+            n = nodes[x]
+            if n.op == "neg" and nodes[n.args[0]].event:    # sum(-x y) -> -sum(x y)
+                return apply_ids(graph, "neg", (apply_ids(graph, "dot_events", (n.args[0], y)),))
+            if n.op == "mul":                               # sum(x c y) -> sum(x y) c
+                u, v = n.args
+                for e, c in ((u, v), (v, u)):
+                    if nodes[e].event and not nodes[c].event and nodes[e].shape == n.shape:
+                        return apply_ids(graph, "mul",
+                                         (apply_ids(graph, "dot_events", (e, y)), c))
+        if a > b:                                           # one node for sum(x y) and sum(y x)
+            return apply_ids(graph, "dot_events", (b, a))
     return None
 
 
