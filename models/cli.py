@@ -126,11 +126,12 @@ def _fit_comparison(nll, order, tutorial, say):
                 fit_valid=rows[2][6], values=rows[2][7])
 
 
-def _workspace_model(path, patch_paths, patch_name=None):
+def _workspace_model(path, patch_paths, patch_name=None, poi_required=False):
     """(model, data) of a pyhf JSON workspace with JSON patches or patchset entries applied."""
     import json
 
     from .histfactory import PatchSet, Workspace
+    from .histfactory.schema import InvalidSpecification
 
     ws = Workspace(path)
     patches = []
@@ -145,7 +146,15 @@ def _workspace_model(path, patch_paths, patch_name=None):
             patches.append(ps[patch_name] if patch_name is not None else next(iter(ps)))
         else:
             patches.append(spec)
-    model = ws.model(patches=patches)
+    try:
+        model = ws.model(patches=patches)
+    except InvalidSpecification as e:
+        if poi_required or "parameter of interest" not in str(e):
+            raise
+        # a background-only workspace names a POI its samples do not use: fit without one
+        print(f"note: {e.args[0].split(' (parameters')[0]}; fitting without a parameter of "
+              "interest", file=sys.stderr)
+        model = ws.model(patches=patches, poi_name=None)
     return model, ws.data(model)
 
 
@@ -185,7 +194,7 @@ def limit_workspace(path, patches=(), patch_name=None, scan=(0.0, 5.0, 21), leve
 
     from .histfactory.infer import Hypotester
 
-    model, data = _workspace_model(path, patches, patch_name)
+    model, data = _workspace_model(path, patches, patch_name, poi_required=True)
     lo, hi, n = scan
     mus = np.linspace(lo, hi, int(n))
     tester = Hypotester(data, model)
@@ -237,13 +246,20 @@ def main(argv=None):
         if args.events < 1:
             parser.error("--events must be positive")
         demo(args.events, args.seed, fit=not args.no_fit)
-    elif args.command == "fit":
-        fit_workspace(args.workspace, args.patch, args.patch_name, args.method)
-    elif args.command == "limit":
-        if not 0 < args.cl < 1 or args.scan[2] < 2 or args.scan[0] >= args.scan[1]:
+    else:
+        from .histfactory.schema import InvalidSpecification
+        if args.command == "limit" and (not 0 < args.cl < 1 or args.scan[2] < 2
+                                        or args.scan[0] >= args.scan[1]):
             parser.error("need 0 < --cl < 1 and a scan LO < HI with N >= 2")
-        limit_workspace(args.workspace, args.patch, args.patch_name,
-                        (args.scan[0], args.scan[1], int(args.scan[2])), 1 - args.cl)
+        try:
+            if args.command == "fit":
+                fit_workspace(args.workspace, args.patch, args.patch_name, args.method)
+            else:
+                limit_workspace(args.workspace, args.patch, args.patch_name,
+                                (args.scan[0], args.scan[1], int(args.scan[2])), 1 - args.cl)
+        except (InvalidSpecification, OSError, ValueError) as e:
+            print(f"tapefit {args.command}: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

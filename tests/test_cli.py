@@ -38,3 +38,19 @@ def test_bad_arguments(tmp_path):
         main(["demo", "--events", "0"])
     with pytest.raises(SystemExit):
         main(["limit", str(tmp_path / "x.json"), "--scan", "3", "1", "5"])
+
+
+def test_background_only_workspace_fits_without_its_poi_and_has_no_limit(tmp_path, capsys):
+    """A measurement naming a POI that no sample uses (published background-only workspaces):
+    ``fit`` says so and fits without one; ``limit`` exits with an error that names the POI."""
+    spec = json.loads(json.dumps(SPEC))
+    spec["channels"][0]["samples"][0]["modifiers"] = []      # the signal loses its normfactor
+    path = tmp_path / "bkgonly.json"
+    path.write_text(json.dumps(spec))
+    assert main(["fit", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid: True" in captured.out and "'mu'" in captured.err
+    assert main(["limit", str(path)]) == 2
+    assert "'mu'" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
