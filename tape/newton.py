@@ -95,7 +95,8 @@ EXPAND_RHO = 0.9
 NEAR = 100.0
 
 
-def newton(setup, max_iter=200, edm_goal=None):
+def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal=None,
+           min_steps=0):
     """Trust-region Newton on a ``tape.fit.FitSetup``; returns a FitResult.
 
     Each iteration solves the trust-region subproblem of the quadratic model in Minuit's internal
@@ -109,33 +110,36 @@ def newton(setup, max_iter=200, edm_goal=None):
     end point, 20 times closer than Minuit's own tolerance). The fit ends when the EDM is below
     `edm_goal` (default 1e-7 * errordef): every method then ends at the same minimum to
     rounding level.
+
+    `start` (default ``setup.start``) and `cb` (a ``tape.fit._Counted``, whose cache and call
+    counts are shared) let the Migrad path finish with these steps from Migrad's end point, with
+    `near_goal` (default NEAR * edm_goal) set to Minuit's tolerance, and ``min_steps=1`` for at
+    least one Newton step.
     """
     f, names, free = setup.f, setup.names, setup.free
     errordef = setup.errordef
     edm_goal = 1e-7 * errordef if edm_goal is None else edm_goal
-    near_goal = NEAR * edm_goal
+    near_goal = NEAR * edm_goal if near_goal is None else near_goal
+    if cb is None:
+        from .fit import _Counted
+        cb = _Counted(f, seed_pd=False)
     tr = Transform([setup.limits[i] for i in free])
-    x_full = setup.start.copy()
+    x_full = np.array(setup.start if start is None else start, dtype=np.float64)
     t = tr.to_internal(x_full[free])
-    nfcn = ngrad = nhess = 0
 
-    def evaluate(t):
-        nonlocal nfcn, ngrad
+    def evaluate(t, exact=None):
         x, d1, d2 = tr.to_external(t)
         xf = x_full.copy()
-        xf[free] = x
-        v, g = f.value_and_grad(xf)
-        nfcn += 1
-        ngrad += 1
+        # the start point itself, not its round trip through the internal coordinates
+        xf[free] = x if exact is None else exact
+        v, g = cb.value_and_grad(xf)
         return xf, v, g, d1, d2
 
     def exact_hessian(xf):
-        nonlocal nhess
-        nhess += 1
-        h = f.hessian(xf)[np.ix_(free, free)]
+        h = cb.raw_hessian(xf)[np.ix_(free, free)]
         return 0.5 * (h + h.T)
 
-    xf, v, g, d1, d2 = evaluate(t)
+    xf, v, g, d1, d2 = evaluate(t, x_full[free])
     message, valid, edm = "", False, np.inf
     h_exact = exact_hessian(xf) if free.size else np.zeros((0, 0))
     b = h_exact.copy()          # the Hessian model: exact at the last Hessian, then SR1-updated
@@ -155,6 +159,14 @@ def newton(setup, max_iter=200, edm_goal=None):
             near = True
         if edm < edm_goal and near:
             valid = True
+            if min_steps and it == 0:
+                # one Newton step all the same (kept if it lowers the function): the rounding
+                # level of the gradient, not only of the EDM
+                s = -np.linalg.solve(hi, gi)
+                xn, vn, gn, d1n, d2n = evaluate(t + s)
+                if vn < v:
+                    t, xf, v, g, d1, d2 = t + s, xn, vn, gn, d1n, d2n
+                    b_here = False
             break
         if not b_here and (refresh or w[0] <= 0 or (edm < near_goal and not near)):
             h_exact = exact_hessian(xf)
@@ -217,11 +229,11 @@ def newton(setup, max_iter=200, edm_goal=None):
 
     def make_minuit():
         from .fit import _Counted, _minuit
-        cb = _Counted(f, seed_pd=True, limits=setup.limits)
-        m = _minuit(setup, cb, xf, True, 0, None)
+        mcb = _Counted(f, seed_pd=True, limits=setup.limits)
+        m, _ = _minuit(setup, mcb, xf, True, 0, None)
         m.migrad()
         return m
 
     return FitResult(names=names, values=xf, errors=errors, covariance=cov, fval=v, edm=edm,
-                     valid=valid, message=message, nfcn=nfcn, ngrad=ngrad, nhess=nhess,
+                     valid=valid, message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
                      method="newton", fixed=setup.fixed, minuit_factory=make_minuit)
