@@ -3,7 +3,9 @@
 Run from the repository root: ``python asv_bench/report.py {engine,memory,models,fit,hf}``
 (the asv benchmarks track the same figures per commit; this prints them in one go, as JSON).
 """
-import json, sys, time, resource, subprocess
+import json, os, sys, time, resource, subprocess
+# measure the checkout this file is in (not an installed tapefit elsewhere)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import tape
 from models import tutorial, UnbinnedNLL

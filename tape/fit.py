@@ -137,6 +137,11 @@ def limit_curvature(x, g, limits):
     return c
 
 
+# Newton iterations at most after Migrad: one or two where Migrad ended near a minimum, a few
+# more where Migrad's own EDM misjudged the distance (e.g. next to a limit); beyond that the fit
+# is reported as not converged (bounded cost in toy studies of degenerate samples).
+FINISH_ITER = 10
+
 _LAYOUT = []
 
 
@@ -183,8 +188,8 @@ class _Counted:
     Minuit asks for the value and the gradient separately, often at the same point, and the
     limit-curvature term and the final Newton step need the gradient where Minuit already had it:
     each gradient is computed with its value in one replay, and the last value, gradient and
-    Hessian are kept with a copy of their parameter vector and handed out again only for a
-    vector equal to it, element by element.
+    Hessian are kept with the bytes of their parameter vector and handed out again only for a
+    bit-identical vector.
 
     The Hessian handed to Minuit is made positive definite (a seed must point downhill) and,
     for parameters with limits, carries the gradient term of the internal transformation.
@@ -202,44 +207,43 @@ class _Counted:
         self._seed = (None, None)
         self._g2 = (None, None)
 
-    @staticmethod
-    def _same(px, x):
-        return px is not None and px.shape == x.shape and np.array_equal(px, x)
-
     def raw_hessian(self, x):
         """The exact Hessian at x, computed once per point (seed, g2 and errors share it)."""
-        x = np.asarray(x, dtype=np.float64)
-        px, h = self._last
-        if self._same(px, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key, h = self._last
+        if key == x.tobytes():
             return h
         self.nhess += 1
         h = self.f.hessian(x)
-        self._last = (x.copy(), h)
+        h.setflags(write=False)
+        self._last = (x.tobytes(), h)
         return h
 
     def remember_value(self, x, v):
         """Record f(x) = v (computed elsewhere, e.g. by the start-value check)."""
-        self._value = (np.array(x, dtype=np.float64), v)
+        self._value = (np.ascontiguousarray(x, dtype=np.float64).tobytes(), v)
 
     def value(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        px, v = self._value
-        if self._same(px, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key = x.tobytes()
+        pk, v = self._value
+        if pk == key:
             return v
-        pg, vg, _ = self._grad
-        if self._same(pg, x):
+        pk, vg, _ = self._grad
+        if pk == key:
             return vg
         self.nfcn += 1
         v = self.f(x)
-        self._value = (x.copy(), v)
+        self._value = (key, v)
         if not np.isfinite(v) and self.bad is None:
             self.bad = np.array(x)
         return v
 
     def value_and_grad(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        pg, v, g = self._grad
-        if self._same(pg, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key = x.tobytes()
+        pk, v, g = self._grad
+        if pk == key:
             return v, g
         self.ngrad += 1
         v, g = self.f.value_and_grad(x)
@@ -247,7 +251,7 @@ class _Counted:
             self.bad = np.array(x)
         g = np.array(g)
         g.setflags(write=False)
-        self._grad = (x.copy(), v, g)
+        self._grad = (key, v, g)
         return v, g
 
     def grad(self, x):
@@ -255,9 +259,9 @@ class _Counted:
 
     def hessian(self, x):
         """The Hessian handed to Minuit (computed once per point: Minuit asks several times)."""
-        x = np.asarray(x, dtype=np.float64)
-        px, out = self._seed
-        if self._same(px, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        pk, out = self._seed
+        if pk == x.tobytes():
             return out.copy()
         h = self.raw_hessian(x)
         if self.limits is not None and any(math.isfinite(v) for lim in self.limits for v in lim):
@@ -269,15 +273,15 @@ class _Counted:
             k = len(self.free)
             out[:k, :k] = h[np.ix_(self.free, self.free)]
             h = out
-        self._seed = (x.copy(), h)
+        self._seed = (x.tobytes(), h)
         return h.copy()
 
     def g2(self, x):
-        x = np.asarray(x, dtype=np.float64)
-        px, g2 = self._g2
-        if not self._same(px, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        pk, g2 = self._g2
+        if pk != x.tobytes():
             g2 = np.diag(make_positive_definite(self.raw_hessian(x))).copy()
-            self._g2 = (x.copy(), g2)
+            self._g2 = (x.tobytes(), g2)
         return g2.copy()
 
 
@@ -382,7 +386,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     # Minuit's tolerance of the minimum, where a HESSE would be), unless the exact EDM there
     # is above that tolerance, and then where it is below
     res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
-                 min_steps=1)
+                 min_steps=1, max_iter=FINISH_ITER)
     if not res.valid:
         valid = False
         message = message or res.message

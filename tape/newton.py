@@ -211,6 +211,10 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             break
     else:
         message = f"no convergence in {max_iter} iterations"
+    if not valid and near and edm < near_goal:
+        # stopped short of edm_goal (rounding, or the iteration limit) but within near_goal
+        valid = True
+        message = f"EDM {edm:.2g} is above the goal {edm_goal:.2g} ({message})"
     n = xf.size
     cov = np.zeros((n, n))
     if free.size:
