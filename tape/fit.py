@@ -140,7 +140,7 @@ def limit_curvature(x, g, limits):
 # Newton iterations at most after Migrad: one or two where Migrad ended near a minimum, a few
 # more where Migrad's own EDM misjudged the distance (e.g. next to a limit); beyond that the fit
 # is reported as not converged (bounded cost in toy studies of degenerate samples).
-FINISH_ITER = 10
+FINISH_ITER = 5
 
 _LAYOUT = []
 

@@ -51,11 +51,15 @@ class Transform:
         return x, d1, d2
 
 
-def _trust_step(g, h, radius):
+def _trust_step(g, h, radius, eig=None):
     """argmin_s g.s + s.H.s/2 subject to |s| <= radius (eigen-decomposition, then Newton's method
-    on the secular equation 1/|s(lam)| = 1/radius for the shift lam, as More and Sorensen)."""
-    w, v = np.linalg.eigh(0.5 * (h + h.T))
-    gt = v.T @ g
+    on the secular equation 1/|s(lam)| = 1/radius for the shift lam, as More and Sorensen).
+    `eig`: (w, v, v.T @ g) of h if already at hand."""
+    if eig is None:
+        w, v = np.linalg.eigh(0.5 * (h + h.T))
+        gt = v.T @ g
+    else:
+        w, v, gt = eig
     if w[0] > 0:
         s = -gt / w
         if math.sqrt(s @ s) <= radius:
@@ -153,8 +157,15 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             break
         gi = d1 * g[free]
         hi = (d1[:, None] * b * d1[None, :]) + np.diag(g[free] * d2)
-        w = np.linalg.eigvalsh(0.5 * (hi + hi.T))
-        edm = 0.5 * float(gi @ np.linalg.solve(hi, gi)) if w[0] > 0 else np.inf
+        if scale is None or b_here:
+            scale = np.sqrt(np.maximum(np.abs(np.diag(hi)), 1e-300))
+        # the model in scaled coordinates (the EDM does not depend on the scaling)
+        gu = gi / scale
+        hu = hi / np.outer(scale, scale)
+        hu = 0.5 * (hu + hu.T)
+        wu, vu = np.linalg.eigh(hu)
+        gt = vu.T @ gu
+        edm = 0.5 * float(np.sum(gt * gt / wu)) if wu[0] > 0 else np.inf
         if b_here and edm < near_goal:
             near = True
         if edm < edm_goal and near:
@@ -162,28 +173,23 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             if min_steps and it == 0:
                 # one Newton step all the same (kept if it lowers the function): the rounding
                 # level of the gradient, not only of the EDM
-                s = -np.linalg.solve(hi, gi)
+                s = -(vu @ (gt / wu)) / scale
                 xn, vn, gn, d1n, d2n = evaluate(t + s)
                 if vn < v:
                     t, xf, v, g, d1, d2 = t + s, xn, vn, gn, d1n, d2n
                     b_here = False
             break
-        if not b_here and (refresh or w[0] <= 0 or (edm < near_goal and not near)):
+        if not b_here and (refresh or wu[0] <= 0 or (edm < near_goal and not near)):
             h_exact = exact_hessian(xf)
             b, b_here, refresh, near = h_exact.copy(), True, False, False
             continue
-        if scale is None or b_here:
-            scale = np.sqrt(np.maximum(np.abs(np.diag(hi)), 1e-300))
-        gu = gi / scale
-        hu = hi / np.outer(scale, scale)
         if radius is None:
             # the first radius admits the Newton step of the absolute-eigenvalue Hessian
-            wu, vu = np.linalg.eigh(0.5 * (hu + hu.T))
-            wu = np.maximum(np.abs(wu), 1e-12 * max(abs(wu).max(), 1e-300))
-            radius = max(1.0, float(np.linalg.norm((vu.T @ gu) / wu)))
+            wa = np.maximum(np.abs(wu), 1e-12 * max(abs(wu).max(), 1e-300))
+            radius = max(1.0, float(np.linalg.norm(gt / wa)))
         accepted = False
         for _ in range(60):
-            su = _trust_step(gu, hu, radius)
+            su = _trust_step(gu, hu, radius, (wu, vu, gt))
             s = su / scale
             predicted = -(gu @ su + 0.5 * su @ hu @ su)
             xn, vn, gn, d1n, d2n = evaluate(t + s)
