@@ -255,3 +255,19 @@ def test_counts_and_edm_of_the_tutorial_fits(nll, reference):
     # the minimum, as a HESSE after Migrad would be), here 0.2 % off the polished point's
     h = nll.hessian(np.array(r.values))
     np.testing.assert_allclose(np.array(r.errors), np.sqrt(np.diag(np.linalg.inv(h))), rtol=5e-3)
+
+
+def test_migrad_starts_from_the_full_inverse_hessian():
+    """Migrad's seed generator takes only the diagonal of a user Hessian; tape.fit gives its
+    start state the full inverse, so on a strongly correlated quadratic the first step is exact."""
+    rng = np.random.default_rng(3)
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    a = (q * np.array([1, 10, 100, 1e3, 1e4, 1e5])) @ q.T
+    c = rng.normal(size=6)
+    f = tape.record(lambda p: 0.5 * tape.dot(p - c, tape.dot(a, p - c)), np.zeros(6))
+    r = tape.fit(f, np.zeros(6))
+    assert r.valid and r.nfcn + r.ngrad <= 6 and r.minuit.ngrad <= 3
+    np.testing.assert_allclose(np.array(r.values), c, atol=1e-9)
+    np.testing.assert_allclose(r.covariance, np.linalg.inv(a), rtol=1e-9, atol=1e-15)
+    plain = tape.fit(f, np.zeros(6), hessian_seed=False)
+    assert plain.nfcn + plain.ngrad > 3 * (r.nfcn + r.ngrad)
