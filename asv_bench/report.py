@@ -3,7 +3,9 @@
 Run from the repository root: ``python asv_bench/report.py {engine,memory,models,fit,hf}``
 (the asv benchmarks track the same figures per commit; this prints them in one go, as JSON).
 """
-import json, sys, time, resource, subprocess
+import json, os, sys, time, resource, subprocess
+# measure the checkout this file is in (not an installed tapefit elsewhere)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import tape
 from models import tutorial, UnbinnedNLL
@@ -110,13 +112,25 @@ elif what == "fit":
         for key, kw in (("b", dict(hessian_seed=False)), ("c", {}), ("d", dict(method="newton"))):
             t0 = time.perf_counter(); r = nll.fit(start, **kw)
             rows[key] = dict(time=time.perf_counter() - t0, nfcn=r.nfcn, ngrad=r.ngrad, nhess=r.nhess, fval=r.fval, valid=r.valid)
-        best = min(v["fval"] for v in rows.values())
-        for v in rows.values(): v["dfval"] = v["fval"] - best
+        best = min(v["fval"] for v in rows.values() if isinstance(v, dict))
+        for v in rows.values(): v["dfval"] = v["fval"] - best  # noqa: E701
+        # the targets (issue 6): medians of interleaved runs of (a), (c) and (d)
+        ta, tc, td = [], [], []
+        for _ in range(5):
+            t0 = time.perf_counter(); m = Minuit(lambda v: f(v), start, name=nll.names); m.errordef = 0.5; m.limits = [q.limits for q in nll.parameters]; m.migrad(); m.hesse(); ta.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); nll.fit(start); tc.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); nll.fit(start, method="newton"); td.append(time.perf_counter() - t0)
+        rows["c_over_a_median"] = float(np.median(tc) / np.median(ta))
+        rows["d_over_c_median"] = float(np.median(td) / np.median(tc))
+        rows["c_calls"] = rows["c"]["nfcn"] + rows["c"]["ngrad"]
         out[f"n{n}"] = rows
     model, xo, params = build()
     nll = UnbinnedNLL(model, model.sample(2000, np.random.default_rng(1)))
     t0 = time.perf_counter(); nll.fit(); out["first_fit_with_tape_lowering_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter(); res = nll.toys(100, np.random.default_rng(5)); out["toys_100x2000_s"] = time.perf_counter() - t0
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter(); res = nll.toys(100, np.random.default_rng(5)); ts.append(time.perf_counter() - t0)
+    out["toys_100x2000_s"] = float(np.median(ts))
     out["toys_valid"] = int(sum(r.valid for r in res))
 elif what == "hf":
     import warnings; warnings.simplefilter("ignore")

@@ -2,12 +2,13 @@
 
 What to use when
 ----------------
-- ``method="migrad"`` (default): iminuit's Migrad with the exact tape gradient, seeded with the
-  exact Hessian, strategy 0; errors and covariance from the exact Hessian at the minimum (no
-  numerical HESSE). MINOS, contours and plots through ``result.minuit``.
-- ``method="newton"``: a trust-region Newton method on the exact gradient and Hessian, with
-  Minuit's transformation for parameters with limits. For smooth NLLs it converges in a handful
-  of iterations, each one value-and-gradient plus one Hessian.
+- ``method="migrad"`` (default): iminuit's Migrad with the exact tape gradient, strategy 0,
+  started from the full inverse of the exact Hessian at the start point (made positive definite
+  if it is not); exact Newton steps from Migrad's end point; errors and covariance from the
+  exact Hessian there (no numerical HESSE). MINOS, contours and plots through ``result.minuit``.
+- ``method="newton"``: a trust-region Newton method on the exact gradient, with exact Hessians
+  where the quadratic model needs them and SR1 updates in between, and Minuit's transformation
+  for parameters with limits.
 - ``hessian_seed=False``: plain Migrad with the tape gradient (for comparisons).
 """
 import math
@@ -137,6 +138,11 @@ def limit_curvature(x, g, limits):
     return c
 
 
+# Newton iterations at most after Migrad: one or two where Migrad ended near a minimum, a few
+# more where Migrad's own EDM misjudged the distance (e.g. next to a limit); beyond that the fit
+# is reported as not converged (bounded cost in toy studies of degenerate samples).
+FINISH_ITER = 5
+
 _LAYOUT = []
 
 
@@ -180,6 +186,12 @@ def hessian_layout():
 class _Counted:
     """Value, gradient and Hessian callbacks that count calls and catch non-finite values.
 
+    Minuit asks for the value and the gradient separately, often at the same point, and the
+    limit-curvature term and the final Newton step need the gradient where Minuit already had it:
+    each gradient is computed with its value in one replay, and the last value, gradient and
+    Hessian are kept with the bytes of their parameter vector and handed out again only for a
+    bit-identical vector.
+
     The Hessian handed to Minuit is made positive definite (a seed must point downhill) and,
     for parameters with limits, carries the gradient term of the internal transformation.
     """
@@ -191,35 +203,70 @@ class _Counted:
         self.nfcn = self.ngrad = self.nhess = 0
         self.bad = None
         self._last = (None, None)
+        self._value = (None, None)
+        self._grad = (None, None, None)
+        self._seed = (None, None)
+        self._g2 = (None, None)
 
     def raw_hessian(self, x):
         """The exact Hessian at x, computed once per point (seed, g2 and errors share it)."""
-        x = np.asarray(x, dtype=np.float64)
-        px, h = self._last
-        if px is not None and np.array_equal(px, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key, h = self._last
+        if key == x.tobytes():
             return h
         self.nhess += 1
         h = self.f.hessian(x)
-        self._last = (x.copy(), h)
+        h.setflags(write=False)
+        self._last = (x.tobytes(), h)
         return h
 
+    def remember_value(self, x, v):
+        """Record f(x) = v (computed elsewhere, e.g. by the start-value check)."""
+        self._value = (np.ascontiguousarray(x, dtype=np.float64).tobytes(), v)
+
     def value(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key = x.tobytes()
+        pk, v = self._value
+        if pk == key:
+            return v
+        pk, vg, _ = self._grad
+        if pk == key:
+            return vg
         self.nfcn += 1
         v = self.f(x)
+        self._value = (key, v)
         if not np.isfinite(v) and self.bad is None:
             self.bad = np.array(x)
         return v
 
-    def grad(self, x):
+    def value_and_grad(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        key = x.tobytes()
+        pk, v, g = self._grad
+        if pk == key:
+            return v, g
         self.ngrad += 1
-        return self.f.grad(x)
+        v, g = self.f.value_and_grad(x)
+        if not np.isfinite(v) and self.bad is None:
+            self.bad = np.array(x)
+        g = np.array(g)
+        g.setflags(write=False)
+        self._grad = (key, v, g)
+        return v, g
+
+    def grad(self, x):
+        return self.value_and_grad(x)[1]
 
     def hessian(self, x):
+        """The Hessian handed to Minuit (computed once per point: Minuit asks several times)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        pk, out = self._seed
+        if pk == x.tobytes():
+            return out.copy()
         h = self.raw_hessian(x)
         if self.limits is not None and any(math.isfinite(v) for lim in self.limits for v in lim):
-            self.ngrad += 1
-            h = h + np.diag(limit_curvature(np.asarray(x, dtype=np.float64), self.f.grad(x),
-                                            self.limits))
+            h = h + np.diag(limit_curvature(x, self.grad(x), self.limits))
         if self.seed_pd:
             h = make_positive_definite(h)
         if self.free is not None:
@@ -227,10 +274,16 @@ class _Counted:
             k = len(self.free)
             out[:k, :k] = h[np.ix_(self.free, self.free)]
             h = out
-        return h
+        self._seed = (x.tobytes(), h)
+        return h.copy()
 
     def g2(self, x):
-        return np.diag(make_positive_definite(self.raw_hessian(x))).copy()
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        pk, g2 = self._g2
+        if pk != x.tobytes():
+            g2 = np.diag(make_positive_definite(self.raw_hessian(x))).copy()
+            self._g2 = (x.tobytes(), g2)
+        return g2.copy()
 
 
 def _minuit(setup, cb, values, use_hessian, strategy, tol):
@@ -260,7 +313,7 @@ def _minuit(setup, cb, values, use_hessian, strategy, tol):
             m.limits[name] = (lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None)
         m.fixed[name] = bool(fx)
     m.throw_nan = False
-    return m
+    return m, use_hessian
 
 
 @single_threaded_blas
@@ -295,93 +348,55 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     >>> f = tape.record(lambda p, x: np.sum(0.5 * ((x - p[0]) / p[1]) ** 2 + np.log(p[1])),
     ...                 [0.0, 1.0], data={"x": x})
     >>> r = tape.fit(f, [0.5, 1.5], names=["mu", "sigma"], limits=[None, (0.1, 10)])
-    >>> r.valid, round(float(r.errors["mu"] / (r.values["sigma"] / np.sqrt(1000))), 4)
+    >>> r.valid, round(float(r.errors["mu"] / (r.values["sigma"] / np.sqrt(1000))), 3)
     (True, 1.0)
     """
     setup = prepare(f, start, names, limits, fixed, errordef)
     if method not in ("migrad", "newton"):
         raise ValueError(f"unknown method {method!r}: use 'migrad' or 'newton'")
-    setup.check_start()
     t0 = time.perf_counter()
+    cb = _Counted(f, seed_pd=True, limits=setup.limits)
+    # the start check's evaluation is the fit's first one
+    v0 = cb.value_and_grad(setup.start)[0] if method == "newton" else cb.value(setup.start)
+    if not np.isfinite(v0):
+        raise ValueError(f"the function is not finite at the start values "
+                         f"{dict(zip(setup.names, setup.start))}: {v0}")
+    from .newton import newton
     if method == "newton":
-        from .newton import newton
-        res = newton(setup)
+        res = newton(setup, cb=cb)
         res.time = time.perf_counter() - t0
         return res
-    cb = _Counted(f, seed_pd=True, limits=setup.limits)
-    seed = hessian_seed and _convex_at(setup, cb, setup.start)
-    m = _minuit(setup, cb, setup.start, seed, strategy, tol)
+    m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
+                        tol)
+    if seeded:
+        # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
+        # Hessian first gives the start state its full inverse, which Migrad then starts from
+        m.hesse()
     m.migrad(ncall=ncall)
     values = np.array(m.values)
     message = ""
     valid = bool(m.valid)
-    if cb.bad is not None and not np.isfinite(f(values)):
+    if cb.bad is not None and not np.isfinite(cb.value(values)):
         valid, message = False, "the function became non-finite during the fit"
     elif cb.bad is not None:
         message = "the function was non-finite at some trial points; Minuit stepped back"
     if not valid and not message:
         message = _minuit_message(m)
-    values, fval, h = _newton_polish(setup, cb, values, m.fval)
-    free = setup.free
-    h_free = h[np.ix_(free, free)]
-    cov = _covariance(h_free, free, values.size, setup.errordef)
-    errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    if not np.all(np.linalg.eigvalsh(h_free) > 0) if free.size else False:
+    # Migrad stops once its estimated distance to the minimum (EDM) is below its goal; exact
+    # Newton steps from there take the rest of the way to rounding level, at the cost of one
+    # Hessian, which the errors need anyway: it is evaluated at Migrad's end point (within
+    # Minuit's tolerance of the minimum, where a HESSE would be), unless the exact EDM there
+    # is above that tolerance, and then where it is below
+    res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
+                 min_steps=1, max_iter=FINISH_ITER)
+    if not res.valid:
         valid = False
-        message = message or "the Hessian at the minimum is not positive definite"
-    return FitResult(names=setup.names, values=values, errors=errors, covariance=cov,
-                     fval=fval, edm=m.fmin.edm if m.fmin else np.nan, valid=valid,
+        message = message or res.message
+    return FitResult(names=setup.names, values=np.array(res.values), errors=np.array(res.errors),
+                     covariance=res.covariance, fval=res.fval, edm=res.edm, valid=valid,
                      message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
                      method="migrad" if hessian_seed else "migrad (no Hessian seed)",
                      fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0)
-
-
-def _convex_at(setup, cb, x):
-    """Whether the exact Hessian at x is positive definite on the free parameters.
-
-    Only then is it a faithful seed. From a start where it is indefinite no positive-definite
-    surrogate is (it sends Migrad uphill along the negative curvature); Migrad then starts from
-    its own diagonal estimate, and the exact Hessian serves the final Newton step and the errors.
-    """
-    free = setup.free
-    if not free.size:
-        return False
-    hf = cb.raw_hessian(x)[np.ix_(free, free)]
-    return bool(np.linalg.eigvalsh(0.5 * (hf + hf.T))[0] > 0)
-
-
-def _newton_polish(setup, cb, x, fval):
-    """One exact Newton step from Migrad's end point, kept if it lowers the function.
-
-    Migrad stops once its estimated distance to the minimum (EDM) is below its goal; with the
-    exact gradient and Hessian at hand one Newton step takes the remaining distance to rounding
-    level, at the cost of one Hessian that the errors need anyway. Returns (x, f(x), H(x)).
-    """
-    f, free = setup.f, setup.free
-    h = cb.raw_hessian(x)
-    if not free.size:
-        return x, fval, h
-    g = f.grad(x)
-    cb.ngrad += 1
-    hf = h[np.ix_(free, free)]
-    try:
-        if np.linalg.eigvalsh(0.5 * (hf + hf.T))[0] <= 0:
-            return x, fval, h
-        step = np.linalg.solve(hf, g[free])
-    except np.linalg.LinAlgError:
-        return x, fval, h
-    y = x.copy()
-    y[free] -= step
-    lo = np.array([setup.limits[i][0] for i in free])
-    hi = np.array([setup.limits[i][1] for i in free])
-    if np.any(y[free] < lo) or np.any(y[free] > hi):
-        return x, fval, h
-    fy = f(y)
-    cb.nfcn += 1
-    if not fy < fval:
-        return x, fval, h
-    # the step is of the size of Migrad's remaining distance: H(y) equals H(x) to that order
-    return y, fy, h
 
 
 def _minuit_message(m):

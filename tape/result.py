@@ -42,7 +42,9 @@ class FitResult:
     """The outcome of ``tape.fit``: values, errors, covariance, and how the minimizer fared.
 
     ``values`` and ``errors`` index by position and by name; ``minuit`` is the ``iminuit.Minuit``
-    behind the result (for MINOS, contours and plots).
+    behind the result (for MINOS, contours and plots). ``nfcn``, ``ngrad`` and ``nhess`` count
+    the evaluations the fit made: values alone, values with gradients (one replay each), and
+    Hessians; an answer Minuit gets again at the same parameter vector is not counted twice.
     """
 
     def __init__(self, *, names, values, errors, covariance, fval, edm, valid, message, nfcn,

@@ -66,6 +66,11 @@ class Fit:
         r = self._run(method)
         return getattr(r, "nhess", 0)
 
+    def track_calls(self, n, method):
+        """Value plus value-and-gradient evaluations (issue 6: at most 60 for (c))."""
+        r = self._run(method)
+        return r.nfcn + getattr(r, "ngrad", 0)
+
 
 class ToyStudy:
     """100 toys of 2000 events: sample, replay one tape with_data, Hessian-seeded Migrad."""
