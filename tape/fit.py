@@ -389,7 +389,14 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     # is above that tolerance, and then where it is below
     res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
                  min_steps=1, max_iter=FINISH_ITER)
-    if not res.valid:
+    if not res.valid and valid and res.fval >= m.fval - 0.01 * setup.errordef:
+        # a degenerate minimum (e.g. two components of a mixture that coincide, a parameter at
+        # its limit): the exact steps cannot converge, but no lower point exists either. Minuit's
+        # minimum is kept, as Minuit reports it, with errors from the exact Hessian where that
+        # is positive definite and from Minuit where it is not
+        res = _migrad_minimum(setup, cb, m, values)
+        message = f"Migrad's minimum (the exact Newton finish: {res.message})"
+    elif not res.valid:
         valid = False
         message = message or res.message
     return FitResult(names=setup.names, values=np.array(res.values), errors=np.array(res.errors),
@@ -397,6 +404,26 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                      message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
                      method="migrad" if hessian_seed else "migrad (no Hessian seed)",
                      fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0)
+
+
+def _migrad_minimum(setup, cb, m, values):
+    """The result at Migrad's end point: values, exact-Hessian (or Minuit's) covariance, EDM."""
+    from types import SimpleNamespace
+    free, n = setup.free, values.size
+    h = cb.raw_hessian(values)[np.ix_(free, free)]
+    h = 0.5 * (h + h.T)
+    if free.size and np.linalg.eigvalsh(h)[0] > 0:
+        cov = _covariance(h, free, n, setup.errordef)
+        errors = np.sqrt(np.diag(cov))
+        message = "no convergence; the exact Hessian is positive definite"
+    else:
+        cov = np.array(m.covariance, dtype=np.float64) if m.covariance is not None \
+            else np.full((n, n), np.nan)
+        errors = np.array(m.errors, dtype=np.float64)
+        errors[setup.fixed] = 0.0
+        message = "the exact Hessian is not positive definite; errors from Minuit"
+    return SimpleNamespace(values=values, errors=errors, covariance=cov, fval=float(m.fval),
+                           edm=float(m.fmin.edm), message=message)
 
 
 def _minuit_message(m):

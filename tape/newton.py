@@ -69,6 +69,8 @@ def _trust_step(g, h, radius, eig=None):
         d = w + lam
         s = gt / d
         norm = math.sqrt(s @ s)
+        if norm == 0.0:            # a zero gradient: no step
+            break
         if norm <= radius * (1.0 + 1e-6):
             if norm >= radius * (1.0 - 1e-3) or lam <= max(0.0, -w[0]) * (1 + 1e-12) + 1e-300:
                 break
@@ -236,6 +238,11 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     if not np.isfinite(v):
         valid, message = False, "the function is not finite at the end point"
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    if free.size and not valid:
+        # parameters that move along a direction without positive curvature have no error
+        w, vecs = np.linalg.eigh(h_free)
+        flat = w <= 1e-12 * max(abs(w).max(), 1e-300)
+        errors[free[np.any(np.abs(vecs[:, flat]) > 1e-8, axis=1)]] = np.nan
 
     def make_minuit():
         from .fit import _Counted, _minuit

@@ -271,3 +271,28 @@ def test_migrad_starts_from_the_full_inverse_hessian():
     np.testing.assert_allclose(r.covariance, np.linalg.inv(a), rtol=1e-9, atol=1e-15)
     plain = tape.fit(f, np.zeros(6), hessian_seed=False)
     assert plain.nfcn + plain.ngrad > 3 * (r.nfcn + r.ngrad)
+
+
+def test_a_degenerate_minimum_keeps_migrads_valid_result():
+    """A 2000-event toy of the tutorial model whose minimum sits on limits with a singular exact
+    Hessian: the exact Newton finish cannot converge there; Migrad's minimum is kept and
+    reported valid, as Minuit reports it, with Minuit's errors and a message."""
+    from models import UnbinnedNLL
+    from models.tutorial_model import build
+    model, _, _ = build()
+    nll = UnbinnedNLL(model, model.sample(2000, np.random.default_rng(1)))
+    (r,) = nll.toys(1, np.random.default_rng(1))
+    assert r.valid and r.minuit.valid
+    assert "Migrad's minimum" in r.message and "not positive definite" in r.message
+    assert r.fval == pytest.approx(r.minuit.fval, abs=1e-9)
+    np.testing.assert_allclose(r.values, np.array(r.minuit.values))
+    np.testing.assert_allclose(r.errors, np.array(r.minuit.errors), rtol=1e-9)
+
+
+def test_errors_are_nan_where_the_hessian_has_no_curvature():
+    """Newton on a function with a flat direction: errors along it are NaN, not a number."""
+    f = tape.record(lambda p: (p[0] + p[1] - 2.0) ** 2 + p[2] ** 2, [0.0, 0.0, 0.5])
+    r = tape.fit(f, [0.0, 0.0, 0.5], method="newton")
+    assert not r.valid
+    assert np.isnan(r.errors[0]) and np.isnan(r.errors[1])
+    assert r.errors[2] == pytest.approx(np.sqrt(0.5 / 1.0), rel=1e-9)
