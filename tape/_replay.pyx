@@ -152,6 +152,9 @@ FIELDS = dict(kind=F_KIND, fn=F_FN, out=F_OUT, a=F_A, b=F_B, c=F_C, n=F_N, flags
 MODES = dict(full=M_FULL, scalar=M_SCALAR, row=M_ROW)
 FLAGS = dict(event=FL_EVENT, event_in=FL_EVENT_IN)
 
+# Padding (in doubles) between the row-slots of a chunk arena (see Program._ensure_threads).
+DEF ROW_PAD = 24
+
 # Below this many elements, arithmetic runs inline instead of through numpy's loop dispatch.
 DEF SMALL = 32
 
@@ -718,7 +721,11 @@ cdef class Program:
         self.n_events = n_events
         self.n_chunks = (n_events + self.chunk_rows - 1) // self.chunk_rows
         self.event_row_size = spec["event_row_size"]
-        self.small = np.array(spec["small_init"], dtype=np.float64)
+        init = np.asarray(spec["small_init"], dtype=np.float64)
+        buf = np.zeros(init.size + 8)
+        start = (-(buf.ctypes.data // 8)) % 8                  # 64-byte (cache line) aligned
+        self.small = buf[start:start + init.size]
+        self.small[:] = init
         self.code = np.ascontiguousarray(spec["code"], dtype=np.int64).reshape(-1, NF)
         self.iarena = np.ascontiguousarray(spec["iarena"], dtype=np.int64)
         if self.iarena.size == 0:
@@ -832,16 +839,21 @@ cdef class Program:
         free(self.tptrs)
         self.tptrs = grown
         for t in range(self.n_threads_alloc, n):
-            arena = np.zeros(max(1, self.event_row_size * self.chunk_rows), dtype=np.float64)
+            # each row-slot of the arena is padded by ROW_PAD doubles, so that the event buffers
+            # of a chunk do not all start at the same address modulo 4096: reading one buffer
+            # while writing another at a multiple of 4 KiB apart stalls loads (4K aliasing)
+            arena = np.zeros(max(1, self.event_row_size * (self.chunk_rows + ROW_PAD) + 8),
+                             dtype=np.float64)
             self.arenas.append(arena)
             chunk_p = <double*>cnp.PyArray_DATA(arena)
+            chunk_p += (64 - (<size_t>chunk_p) % 64) % 64 // 8      # 64-byte (cache line) aligned
             tab = <double**>_alloc(max(1, self.n_bufs) * sizeof(double*))
             for i in range(self.n_bufs):
                 kind, off = self.bufkind[i]
                 if kind == 0:
                     tab[i] = self.small_p + off
                 elif kind == 1:
-                    tab[i] = chunk_p + off * self.chunk_rows
+                    tab[i] = chunk_p + off * (self.chunk_rows + ROW_PAD)
                 else:
                     tab[i] = NULL
             self.tptrs[t] = tab
