@@ -144,11 +144,19 @@ class Function:
             return lower(g, [self._as_vector(tid)], [g.params, d])
         if kind[0] == "hessian":
             gid = self._grad_node()
+            comps = self._grad_components()
             cols = []
             for j in range(kind[1], kind[2]):
                 seed = g.const(np.eye(n)[j])
-                (tid,) = forward(g, [gid], {g.params: seed})
-                cols.append(self._as_vector(tid))
+                if comps is None:
+                    (tid,) = forward(g, [gid], {g.params: seed})
+                    cols.append(self._as_vector(tid))
+                    continue
+                # by symmetry only rows 0..j of column j: the tangent work that feeds only the
+                # rows below the diagonal is never recorded
+                live = [c for c in comps[:j + 1] if c is not None]
+                tangents = dict(zip(live, forward(g, live, {g.params: seed}))) if live else {}
+                cols.append(self._column([tangents.get(c) for c in comps[:j + 1]]))
             return lower(g, cols, [g.params])
         if kind == "jvp":
             d = g.input_direction(n)
@@ -166,6 +174,49 @@ class Function:
             gid = self._as_vector(gid)
             self._shared["grad"] = gid
         return gid
+
+    def _grad_components(self):
+        """The gradient's components as scalar nodes, or None.
+
+        The adjoint of the parameter vector is a sum of single-element scatter-adds when the
+        function takes its parameters apart (``mu, sigma = p``): then each component is a node
+        of its own, and a Hessian column can ask for some rows only.
+        """
+        if "grad_components" not in self._shared:
+            g, n = self._graph, self._n
+            parts = {}
+            stack = [self._grad_node()]
+            comps = []
+            while stack:
+                node = g.nodes[stack.pop()]
+                if node.op == "add" and node.shape == (n,):
+                    stack.extend(node.args)
+                elif (node.op == "scatter_add" and len(node.attrs[0]) == 1
+                      and g.nodes[node.args[0]].size == 1):
+                    parts.setdefault(node.attrs[0][0], []).append(node.args[0])
+                else:
+                    comps = None
+                    break
+            if comps is not None:
+                from . import math as T
+                for k in range(n):
+                    terms = [Tracer(g, i) for i in parts.get(k, [])]
+                    total = terms[0] if terms else None
+                    for t in terms[1:]:
+                        total = total + t
+                    comps.append(None if total is None else T.reshape_trailing(total, ()).id)
+            self._shared["grad_components"] = comps
+        return self._shared["grad_components"]
+
+    def _column(self, rows):
+        """A vector node from scalar nodes (None: zero)."""
+        from . import math as T
+        g = self._graph
+        parts = [np.zeros(1) if r is None else T.reshape_trailing(Tracer(g, r), (1,))
+                 for r in rows]
+        if all(isinstance(x, np.ndarray) for x in parts):
+            return g.const(np.zeros(len(rows)))
+        return T.concatenate(parts).id
 
     def _as_vector(self, gid):
         from . import math as T
@@ -272,6 +323,17 @@ class Function:
                     x[n + j] = 1.0
                     prog.run(x, h[j])
                     x[n + j] = 0.0
+        elif method == "blocks" and self._grad_components() is not None:
+            # column j holds rows 0..j (the upper triangle); the rest by symmetry
+            for j0 in range(0, n, k):
+                j1 = min(n, j0 + k)
+                out = self._run(("hessian", j0, j1), p, (j1 * (j1 + 1) - j0 * (j0 + 1)) // 2)
+                q = 0
+                for j in range(j0, j1):
+                    h[:j + 1, j] = out[q:q + j + 1]
+                    h[j, :j] = out[q:q + j]
+                    q += j + 1
+            return h
         elif method == "blocks":
             for j0 in range(0, n, k):
                 j1 = min(n, j0 + k)

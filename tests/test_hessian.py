@@ -156,3 +156,25 @@ def test_hessian_through_sparse_ops(rng):
     h = f.hessian(p)
     np.testing.assert_allclose(h, fd_hessian(f, p), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(f.hvp(p, np.arange(1.0, 5.0)), h @ np.arange(1.0, 5.0), rtol=1e-12)
+
+
+def test_upper_triangle_blocks_equal_full_columns(rng):
+    """Parameters taken apart (mu, s = p): block programs compute rows 0..j of column j only;
+    the assembled matrix equals the hvp columns (the full columns) to rounding."""
+    n = 19                                    # two blocks, the second partial
+    x = rng.normal(size=(300, 3))
+
+    def fn(p, x):
+        parts = list(p)
+        acc = 0.0
+        for k in range(0, n - 1, 2):
+            acc = acc + np.sum(np.log1p((x[:, 0] * parts[k] + x[:, 1] * parts[k + 1]) ** 2))
+        return acc + np.sum(np.exp(x[:, 2] * parts[-1])) * parts[0] ** 2
+
+    p = rng.uniform(0.2, 0.8, n)
+    f = tape.record(fn, p, data={"x": x})
+    assert f._grad_components() is not None
+    np.testing.assert_allclose(f.hessian(p, method="blocks"), f.hessian(p, method="hvp"),
+                               rtol=1e-11, atol=1e-11)
+    g = tape.record(lambda q, x: np.sum(np.exp(x @ q[:3])), p[:3], data={"x": x})
+    assert g._grad_components() is None      # a vector use of the parameters: full columns
