@@ -19,11 +19,13 @@ from .tracer import Tracer
 
 __all__ = ["Function", "chunk_rows_for"]
 
-# Default chunk arena size: the event buffers alive at once should stay in L2.
-DEFAULT_CHUNK_BYTES = 512 * 1024
+# Default chunk arena size: the event buffers alive at once stay well inside L2 (measured on the
+# tutorial model at 1e6 events: a 128 KiB arena made value, gradient and Hessian 5-15% faster
+# than 512 KiB; below 1024 rows the cost of dispatching each instruction starts to show).
+DEFAULT_CHUNK_BYTES = 128 * 1024
 # Big programs (Hessians) still get chunks long enough that dispatching an instruction costs
-# little next to running it over the chunk.
-MIN_ROWS, MAX_ROWS = 1024, 16384
+# little next to running it over the chunk; small ones gain nothing from longer chunks.
+MIN_ROWS, MAX_ROWS = 1024, 2048
 # Hessian columns computed by one program (one pass over the events).
 HESSIAN_BLOCK = 16
 # At most this many events, a Hessian of more than HESSIAN_BLOCK parameters is a loop of hvps.
