@@ -23,6 +23,12 @@ from .threads import single_threaded_blas
 __all__ = ["fit", "prepare", "make_positive_definite", "FitSetup"]
 
 
+# Value requests of Migrad are answered by a value-and-gradient replay (see _Counted.value).
+SPECULATE = True
+# Up to this many free parameters Migrad starts from the full inverse of the exact Hessian.
+FULL_SEED_MAX = 200
+
+
 def make_positive_definite(h, floor=1e-10):
     """h with its eigenvalues replaced by their absolute values, floored relative to the largest.
 
@@ -196,8 +202,9 @@ class _Counted:
     for parameters with limits, carries the gradient term of the internal transformation.
     """
 
-    def __init__(self, f, seed_pd, limits=None, free=None):
+    def __init__(self, f, seed_pd, limits=None, free=None, speculate=False):
         self.f, self.seed_pd = f, seed_pd
+        self.speculate = speculate and hasattr(f, "value_and_grad")
         self.limits = limits
         self.free = free      # free parameter indices when the Hessian must be compacted
         self.nfcn = self.ngrad = self.nhess = 0
@@ -233,6 +240,10 @@ class _Counted:
         pk, vg, _ = self._grad
         if pk == key:
             return vg
+        if self.speculate:
+            # Migrad asks for the gradient at most points whose value it asked for: one replay
+            # for both costs less than two when a gradient costs under twice a value
+            return self.value_and_grad(x)[0]
         self.nfcn += 1
         v = self.f(x)
         self._value = (key, v)
@@ -355,7 +366,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     if method not in ("migrad", "newton"):
         raise ValueError(f"unknown method {method!r}: use 'migrad' or 'newton'")
     t0 = time.perf_counter()
-    cb = _Counted(f, seed_pd=True, limits=setup.limits)
+    cb = _Counted(f, seed_pd=True, limits=setup.limits, speculate=SPECULATE)
     # the start check's evaluation is the fit's first one
     v0 = cb.value_and_grad(setup.start)[0] if method == "newton" else cb.value(setup.start)
     if not np.isfinite(v0):
@@ -368,9 +379,10 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         return res
     m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
                         tol)
-    if seeded:
+    if seeded and setup.free.size <= FULL_SEED_MAX:
         # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
         # Hessian first gives the start state its full inverse, which Migrad then starts from
+        # (iminuit's HESSE costs 0.6 s for 600 parameters: larger fits keep the diagonal seed)
         m.hesse()
     m.migrad(ncall=ncall)
     values = np.array(m.values)
