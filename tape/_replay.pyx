@@ -150,9 +150,12 @@ BINARY = dict(add=B_ADD, sub=B_SUB, mul=B_MUL, div=B_DIV, pow=B_POW, maximum=B_M
 FIELDS = dict(kind=F_KIND, fn=F_FN, out=F_OUT, a=F_A, b=F_B, c=F_C, n=F_N, flags=F_FLAGS,
               x1=F_X1, x2=F_X2, nfields=NF)
 MODES = dict(full=M_FULL, scalar=M_SCALAR, row=M_ROW)
+# Padding (in doubles) after each row-slot of a chunk arena (Program._ensure_threads).
+ARENA_ROW_PAD = 24
 FLAGS = dict(event=FL_EVENT, event_in=FL_EVENT_IN)
 
-# Padding (in doubles) between the row-slots of a chunk arena (see Program._ensure_threads).
+# Padding (in doubles) between the row-slots of a chunk arena (see Program._ensure_threads);
+# ARENA_ROW_PAD tells Python.
 DEF ROW_PAD = 24
 
 # Below this many elements, arithmetic runs inline instead of through numpy's loop dispatch.

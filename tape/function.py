@@ -57,11 +57,13 @@ def chunk_rows_for(event_row_size, chunk_size=None, memory_limit=None, threads=1
     rows = DEFAULT_CHUNK_BYTES // row_bytes
     rows = int(max(MIN_ROWS, min(MAX_ROWS, rows // 64 * 64 or MIN_ROWS)))
     if memory_limit is not None:
-        limit = _parse_bytes(memory_limit) // max(1, threads)
-        if limit < row_bytes:
+        # per thread, an arena of (rows + pad) doubles per buffer, plus alignment slack
+        limit = _parse_bytes(memory_limit) // max(1, threads) - 64
+        pad = _replay.ARENA_ROW_PAD
+        if limit < row_bytes * (1 + pad):
             raise ValueError(f"memory_limit {memory_limit!r} is smaller than the buffers of one "
-                             f"event ({row_bytes} bytes)")
-        rows = max(1, min(rows, limit // row_bytes))
+                             f"event ({row_bytes * (1 + pad) + 64} bytes with their padding)")
+        rows = max(1, min(rows, limit // row_bytes - pad))
     return rows
 
 
@@ -210,6 +212,14 @@ class Function:
             self._shared["grad_components"] = comps
         return self._shared["grad_components"]
 
+    def _components(self):
+        """``_grad_components`` from outside the lowering (which holds the shared lock)."""
+        comps = self._shared.get("grad_components", False)
+        if comps is False:
+            with self._shared["lock"]:
+                comps = self._grad_components()
+        return comps
+
     def _column(self, rows):
         """A vector node from scalar nodes (None: zero)."""
         from . import math as T
@@ -325,7 +335,7 @@ class Function:
                     x[n + j] = 1.0
                     prog.run(x, h[j])
                     x[n + j] = 0.0
-        elif method == "blocks" and self._grad_components() is not None:
+        elif method == "blocks" and self._components() is not None:
             # column j holds rows 0..j (the upper triangle); the rest by symmetry
             for j0 in range(0, n, k):
                 j1 = min(n, j0 + k)

@@ -224,7 +224,7 @@ def broadcast_trailing(x, shape):
 
 def index_tuple(idx):
     """Indices as the tuple of Python ints an op attribute holds (hashable, JSON-ready)."""
-    if type(idx) is tuple and (not idx or type(idx[0]) is int):
+    if type(idx) is tuple and (not idx or set(map(type, idx)) == {int}):
         return idx
     if isinstance(idx, np.ndarray):
         return tuple(idx.astype(np.int64, copy=False).ravel().tolist())

@@ -145,6 +145,16 @@ def _rebuild_graph(header, arrays):
                 raise ValueError(f"constant {nid} has the wrong type or shape")
             got = graph.const(value)
         else:
+            if op not in inputs:
+                # the op's own shape rule: indices in range, operands that fit (a crafted
+                # file must not reach the kernels with bad indices)
+                try:
+                    want_shape, want_event, want_args = OPS[op].shape(graph, args, attrs)
+                except Exception as e:
+                    raise ValueError(f"node {nid} ({op}) does not fit its operands: {e}") from None
+                if (tuple(want_shape) != shape or bool(want_event) != bool(event)
+                        or tuple(want_args) != args):
+                    raise ValueError(f"node {nid} ({op}) has the wrong shape")
             got = graph.add(op, args, shape, bool(event), attrs)
         if got != nid:
             raise ValueError(f"node {nid} duplicates node {got}")

@@ -114,3 +114,12 @@ def test_invalid_graph_is_refused(f):
         h["nodes"][-1][0] = "fft"
     with pytest.raises(tape.TapeFileError, match="unknown op 'fft'"):
         tape.persist.loads(_rewrite_header(tape.persist.dumps(f), unknown))
+
+    def bad_index(h):                         # a gather reaching past its operand
+        for node in h["nodes"]:
+            if node[0] == "gather":
+                node[4][0][0] = 10**6
+                return
+        raise AssertionError("no gather in the tape")
+    with pytest.raises(tape.TapeFileError, match="does not fit"):
+        tape.persist.loads(_rewrite_header(tape.persist.dumps(f), bad_index))

@@ -56,7 +56,8 @@ def _spmv_shape(graph, ids, attrs):
     if len(x.shape) != 1 or x.shape[0] != n_cols:
         full = ("N",) + x.shape if x.event else x.shape
         raise ShapeError(f"spmv: a matrix with {n_cols} columns cannot multiply shape {full}")
-    if indptr[-1] != len(cols) or (cols and max(cols) >= n_cols):
+    if (indptr[0] != 0 or indptr[-1] != len(cols) or any(np.diff(indptr) < 0)
+            or (cols and (max(cols) >= n_cols or min(cols) < 0))):
         raise ShapeError("spmv: inconsistent sparse structure")
     return (len(indptr) - 1,), x.event, ids
 
@@ -98,7 +99,7 @@ defop("spmv", ("spmv", None), _spmv_impl, _spmv_shape,
 def _scatter_prod_shape(graph, ids, attrs):
     idx, shape = attrs
     n = graph.nodes[ids[0]]
-    if len(idx) != n.size or (idx and max(idx) >= math.prod(shape)):
+    if len(idx) != n.size or (idx and (max(idx) >= math.prod(shape) or min(idx) < 0)):
         raise ShapeError("scatter_prod indices do not fit the operand")
     return shape, n.event, ids
 

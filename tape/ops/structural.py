@@ -18,7 +18,7 @@ from .core import PerArg, defop
 def _gather_shape(graph, ids, attrs):
     idx, shape = attrs
     n = graph.nodes[ids[0]]
-    if len(idx) != math.prod(shape) or (idx and max(idx) >= n.size):
+    if len(idx) != math.prod(shape) or (idx and (max(idx) >= n.size or min(idx) < 0)):
         raise ShapeError("gather indices do not fit the operand")
     return shape, n.event, ids
 
@@ -26,7 +26,7 @@ def _gather_shape(graph, ids, attrs):
 def _scatter_shape(graph, ids, attrs):
     idx, shape = attrs
     n = graph.nodes[ids[0]]
-    if len(idx) != n.size or (idx and max(idx) >= math.prod(shape)):
+    if len(idx) != n.size or (idx and (max(idx) >= math.prod(shape) or min(idx) < 0)):
         raise ShapeError("scatter indices do not fit the operand")
     return shape, n.event, ids
 

@@ -247,15 +247,15 @@ def lower(graph, outputs, inputs):
         elif kname == "concat":
             pieces = []
             for a in args:
-                pieces += [slot[a], max(1, nodes[a].size)]
+                pieces += [slot[a], nodes[a].size]
             ins = _ins(K["concat"], 0, b, 0, 0, 0, width, flags, idx_offset(tuple(pieces)), len(args))
         elif kname == "polyval":
             at = idx_offset(n.attrs[0]) if n.attrs else -1
-            ins = _ins(K["polyval"], 0, b, slot[args[0]], slot[args[1]], max(1, nodes[args[1]].size),
+            ins = _ins(K["polyval"], 0, b, slot[args[0]], slot[args[1]], nodes[args[1]].size,
                        width, flags, nodes[n.args[0]].shape[0], at)
         elif kname == "spmv":
             x_n = nodes[args[1]]
-            ins = _ins(K["spmv"], max(1, x_n.size), b, slot[args[0]], slot[args[1]], 0, width, flags,
+            ins = _ins(K["spmv"], x_n.size, b, slot[args[0]], slot[args[1]], 0, width, flags,
                        idx_offset(n.attrs[0]), idx_offset(n.attrs[1]))
         elif kname == "scatter_add" and len(n.attrs[0]) >= 2 * width:
             # many items per output: summed output by output (CSR: row pointers, then the items
@@ -263,12 +263,12 @@ def lower(graph, outputs, inputs):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
             ins = _ins(K[kname], 1, b, slot[args[0]], 0, 0, width, fl,
-                       idx_offset(("csr",) + _csr_of(n.attrs[0], width)), max(1, src.size))
+                       idx_offset(("csr",) + _csr_of(n.attrs[0], width)), src.size)
         elif kname in ("gather", "scatter_add", "scatter_prod"):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
             ins = _ins(K[kname], 0, b, slot[args[0]], 0, 0, width, fl, idx_offset(n.attrs[0]),
-                       max(1, src.size))
+                       src.size)
         elif kname == "matmul":
             a_n, b_n = nodes[n.args[0]], nodes[n.args[1]]   # shapes before alias resolution
             kdim, pdim = b_n.shape
@@ -276,7 +276,8 @@ def lower(graph, outputs, inputs):
             ins = _ins(K["matmul"], 0, b, slot[args[0]], slot[args[1]], 0, pdim, flags, kdim, m)
         else:
             raise NotImplementedError(f"no kernel for op {n.op}")
-        out_block.append(ins)
+        if n.size:         # an empty array needs no instruction (its kernels assume n >= 1)
+            out_block.append(ins)
         if n.event:
             _free_events(args, p, k, ev_last, slot, bufs, chunk, nodes)
             if (k, i) not in ev_last:   # computed but unused (should not happen): free now
