@@ -46,6 +46,7 @@ class Fit:
         self.nll, self.start = _nll(n)
         self.nll(self.start)
         self.nll.value_and_grad(self.start)
+        self.nll.function.hessian(self.start)   # its programs are built once, not per fit
 
     def _run(self, method):
         if method == "a_migrad_numerical_gradient":
