@@ -4,7 +4,8 @@ A strategy draws a small expression tree (depth <= 4) over parameters, event arr
 constants, built from ops that are smooth where they are evaluated (denominators kept >= 1,
 exponentials of bounded values, logs of values >= 1 or of softplus), plus reductions over events
 inside the tree (multi-pass tapes), row reductions, indexing, stacking and matrix products with
-constant and parameter matrices (vector mode, (N, 3) data). The tree is turned into one
+constant and parameter matrices (vector mode, (N, 3) data), and the sparse and structured ops
+(spmv, polyval at gathered points, scatter_prod, concat). The tree is turned into one
 Python function that runs on tracers (recording) and on numpy arrays (the reference), returning a
 sum over events plus possibly a parameter-only term. Properties:
 
@@ -79,6 +80,8 @@ ROW = {
 # Structural ops: indexing (gather), stack (scatter_add) + trailing sums, matrix products with a
 # constant matrix. `z` is an all-zero event array: adding it makes an operand an event array.
 C33 = np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.7]])
+SP33 = np.array([[0.5, 0.0, -1.2], [0.0, 0.0, 0.0], [0.3, 0.9, 0.0]])
+PV3 = np.array([[0.2, -0.1, 0.4], [1.0, 0.5, -0.7], [0.3, 0.0, 0.6]])
 W2 = np.array([0.3, -0.7])
 STRUCT_VECTOR = {
     "rev": lambda a, z, p: (a * ONES3)[..., ::-1],
@@ -89,6 +92,14 @@ STRUCT_VECTOR = {
     "matp_reshape": lambda a, z, p: (a * ONES3 + z) @ np.reshape(
         np.concatenate([p[3:6], np.sin(p[0:3]), p[0:3] * p[3:6]]), (3, 3)),
     "matvec": lambda a, z, p: np.reshape((a * ONES3 + z) @ p[3:6], (-1, 1)),
+    # sparse and structured ops: a constant sparse matrix, per-element polynomials at gathered
+    # points, products over index groups, concatenation of pieces
+    "spmv": lambda a, z, p: tape.spmv(SP33, a * ONES3 + z),
+    "polyval_at": lambda a, z, p: tape.polyval(PV3, np.tanh(a * ONES3 + z), at=[2, 0, 0]),
+    "scatter_prod": lambda a, z, p: tape.scatter_prod(1.0 + 0.5 * np.tanh(a * ONES3 + z),
+                                                      [0, 2, 0], (3,)),
+    "concat": lambda a, z, p: np.concatenate([(a * ONES3 + z)[..., 1:], np.sin(a * ONES3 + z)[..., :1]],
+                                             axis=-1),
 }
 STRUCT_SCALAR = {
     "column": lambda a, z, p: ((a + z)[:, None] * np.array([1.0, -2.0, 0.5]))[:, 1],
