@@ -189,6 +189,10 @@ def hessian_layout():
     return layout
 
 
+class _SeedMisled(Exception):
+    """Raised from a callback to stop a Migrad run that the full-inverse seed misled."""
+
+
 class _Counted:
     """Value, gradient and Hessian callbacks that count calls and catch non-finite values.
 
@@ -205,6 +209,7 @@ class _Counted:
     def __init__(self, f, seed_pd, limits=None, free=None, speculate=False):
         self.f, self.seed_pd = f, seed_pd
         self.speculate = speculate and hasattr(f, "value_and_grad")
+        self.abort_on_bad = False
         self.limits = limits
         self.free = free      # free parameter indices when the Hessian must be compacted
         self.nfcn = self.ngrad = self.nhess = 0
@@ -247,9 +252,15 @@ class _Counted:
         self.nfcn += 1
         v = self.f(x)
         self._value = (key, v)
-        if not np.isfinite(v) and self.bad is None:
-            self.bad = np.array(x)
+        if not np.isfinite(v):
+            self._non_finite(x)
         return v
+
+    def _non_finite(self, x):
+        if self.bad is None:
+            self.bad = np.array(x)
+        if self.abort_on_bad:
+            raise _SeedMisled()
 
     def value_and_grad(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
@@ -259,11 +270,11 @@ class _Counted:
             return v, g
         self.ngrad += 1
         v, g = self.f.value_and_grad(x)
-        if not np.isfinite(v) and self.bad is None:
-            self.bad = np.array(x)
         g = np.array(g)
         g.setflags(write=False)
         self._grad = (key, v, g)
+        if not np.isfinite(v):
+            self._non_finite(x)
         return v, g
 
     def grad(self, x):
@@ -382,9 +393,22 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     if seeded and setup.free.size <= FULL_SEED_MAX:
         # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
         # Hessian first gives the start state its full inverse, which Migrad then starts from
-        # (iminuit's HESSE costs 0.6 s for 600 parameters: larger fits keep the diagonal seed)
+        # (iminuit's HESSE costs 0.6 s for 600 parameters: larger fits keep the diagonal seed).
+        # Where the start is far from quadratic (an indefinite Hessian made positive definite),
+        # that inverse can send Migrad's first steps where the function is not finite, after
+        # which it crawls back in thousands of calls: then it starts again with the diagonal.
         m.hesse()
-    m.migrad(ncall=ncall)
+        cb.abort_on_bad = True
+        try:
+            m.migrad(ncall=ncall)
+        except _SeedMisled:
+            cb.abort_on_bad, cb.bad = False, None
+            m, seeded = _minuit(setup, cb, setup.start, True, strategy, tol)
+            m.migrad(ncall=ncall)
+        finally:
+            cb.abort_on_bad = False
+    else:
+        m.migrad(ncall=ncall)
     values = np.array(m.values)
     message = ""
     valid = bool(m.valid)

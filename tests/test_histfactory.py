@@ -500,3 +500,17 @@ def test_measurement_overrides():
     check_values(m, d, pm, pd, [np.array(pm.config.suggested_init())] + random_points(pm, 2, 4))
     r = m.nll(d).fit()
     assert r.fixed[m.config.par_names.index("n1")] and r.values["n1"] == 0.5
+
+
+@need_data
+def test_asimov_free_fit_is_not_misled_by_the_full_seed():
+    """The free fit to the 1Lbb Asimov data starts where the exact Hessian is indefinite; the
+    full-inverse seed of its positive-definite version once sent Migrad where the NLL is not
+    finite, and Migrad crawled back in 4000 calls. Now it starts again with the diagonal seed."""
+    from models.histfactory.infer import Hypotester
+    m, d, _, _ = both(load(LBB[0]), patches=[load(LBB[1])])
+    h = Hypotester(d, m)
+    r = h._fit(h.asimov_nll())
+    assert r.valid, r.message
+    assert r.nfcn + r.ngrad < 300
+    assert abs(r.values[h.poi]) < 1e-3          # the Asimov data are the mu = 0 expectation
