@@ -403,7 +403,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
             m.migrad(ncall=ncall)
         except _SeedMisled:
             cb.abort_on_bad, cb.bad = False, None
-            m, seeded = _minuit(setup, cb, setup.start, True, strategy, tol)
+            m, _ = _minuit(setup, cb, setup.start, True, strategy, tol)
             m.migrad(ncall=ncall)
         finally:
             cb.abort_on_bad = False
