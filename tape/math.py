@@ -254,13 +254,8 @@ def scatter_prod(x, idx, shape):
     array([8., 3.])
     """
     if not _traced(x):
-        x = np.asarray(x, dtype=np.float64)
-        idx = np.asarray(idx, dtype=np.int64)
-        size = int(np.prod(shape))
-        out = np.ones(x.shape[:x.ndim - 1] + (size,))
-        for j, k in enumerate(idx):
-            out[..., k] *= x[..., j]
-        return out.reshape(x.shape[:x.ndim - 1] + tuple(shape))
+        from .ops.sparse import scatter_prod_impl
+        return scatter_prod_impl(x, idx, shape)
     return apply("scatter_prod", x, attrs=(index_tuple(idx), tuple(shape)))
 
 

@@ -8,6 +8,7 @@ decomposition (shifted Newton step, More-Sorensen style), so an indefinite Hessi
 import math
 
 import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .result import FitResult
 
@@ -89,7 +90,6 @@ class _Model:
     it (for 600 parameters a factorization takes 3 ms, an eigen-decomposition 30 ms)."""
 
     def __init__(self, h, g):
-        from scipy.linalg import LinAlgError, cho_factor, cho_solve
         self.h, self.g, self._eig = h, g, None
         try:
             c = cho_factor(h, check_finite=False)

@@ -81,10 +81,12 @@ def log_poisson_at_mean(a):
 
 
 def _apply(matrix, x):
-    """matrix @ x for a constant sparse matrix: sparse (spmv) unless it is mostly non-zeros, when
-    a dense product streams through memory faster than indexed loads."""
+    """matrix @ x for a constant sparse matrix. On the tape: sparse (spmv) unless it is mostly
+    non-zeros, when a dense product streams through memory faster than indexed loads."""
+    if not isinstance(x, Tracer):
+        return matrix @ np.asarray(x, dtype=np.float64)
     if matrix.nnz >= DENSE_FRACTION * matrix.shape[0] * matrix.shape[1]:
-        return T.matmul(matrix.toarray(), x) if isinstance(x, Tracer) else matrix.toarray() @ x
+        return T.matmul(matrix.toarray(), x)
     return tape.spmv(matrix, x)
 
 

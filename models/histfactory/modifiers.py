@@ -106,6 +106,8 @@ def build(spec, user_parameters=(), *, normsys_code="code4", histosys_code="code
             mods = {(m["type"], m["name"]): (m, f"channels[{ci}].samples[{si}].modifiers[{mi}]")
                     for mi, m in enumerate(s["modifiers"])}
             lookup[(c["name"], s["name"])] = (s, mods, f"channels[{ci}].samples[{si}]")
+    # (channel, sample, sample spec, modifiers, path) of each defined sample, channel by channel
+    entries = [(c, s) + lookup[(c, s)] for c in channels for s in samples if (c, s) in lookup]
 
     # -- parameter requirements, in pyhf's order ----------------------------------------------
     reqs, where = {}, {}
@@ -124,44 +126,39 @@ def build(spec, user_parameters=(), *, normsys_code="code4", histosys_code="code
     for mtype in TYPE_ORDER:
         if mtype == "staterror":
             continue
-        for c in channels:
-            for s in samples:
-                entry = lookup.get((c, s))
-                if entry is None:
+        for c, s, sspec, mods, spath in entries:
+            for name, t in modifiers:
+                if t != mtype or (t, name) not in mods:
                     continue
-                sspec, mods, spath = entry
-                for name, t in modifiers:
-                    if t != mtype or (t, name) not in mods:
-                        continue
-                    m, mpath = mods[(t, name)]
-                    what = f"{mpath} ({t} {name!r} on sample {s!r} in channel {c!r})"
-                    nom = sspec["data"]
-                    if t in ("histosys", "normsys"):
-                        req = _req("constrained_by_normal", 1, **_NORMAL_UNIT)
-                    elif t == "lumi":
-                        req = _req("constrained_by_normal", 1, inits=None, bounds=None,
-                                   fixed=False, auxdata=None, sigmas=None)
-                    elif t == "normfactor":
-                        req = _req("unconstrained", 1, inits=(1.0,), bounds=((0.0, 10.0),),
-                                   fixed=False)
-                    elif t == "shapefactor":
-                        n = len(nom)
-                        req = _req("unconstrained", n, inits=(1.0,) * n,
-                                   bounds=((0.0, 10.0),) * n, fixed=False, scalar=False)
-                    else:  # shapesys
-                        if name in shapesys_seen:
-                            raise InvalidSpecification(
-                                f"{what}: shapesys {name!r} is already used by "
-                                f"{shapesys_seen[name]}; a shapesys modifier belongs to one sample")
-                        shapesys_seen[name] = f"sample {s!r} in channel {c!r}"
-                        valid = [n_ > 0 and u > 0 for n_, u in zip(nom, m["data"])]
-                        tau = tuple(n_ ** 2 / u ** 2 if ok else 1.0
-                                    for ok, n_, u in zip(valid, nom, m["data"]))
-                        n = len(nom)
-                        req = _req("constrained_by_poisson", n, inits=(1.0,) * n,
-                                   bounds=((1e-10, 10.0),) * n, fixed=tuple(not v for v in valid),
-                                   auxdata=tau, factors=tau, scalar=False)
-                    require(name, req, what)
+                m, mpath = mods[(t, name)]
+                what = f"{mpath} ({t} {name!r} on sample {s!r} in channel {c!r})"
+                nom = sspec["data"]
+                if t in ("histosys", "normsys"):
+                    req = _req("constrained_by_normal", 1, **_NORMAL_UNIT)
+                elif t == "lumi":
+                    req = _req("constrained_by_normal", 1, inits=None, bounds=None,
+                               fixed=False, auxdata=None, sigmas=None)
+                elif t == "normfactor":
+                    req = _req("unconstrained", 1, inits=(1.0,), bounds=((0.0, 10.0),),
+                               fixed=False)
+                elif t == "shapefactor":
+                    n = len(nom)
+                    req = _req("unconstrained", n, inits=(1.0,) * n,
+                               bounds=((0.0, 10.0),) * n, fixed=False, scalar=False)
+                else:  # shapesys
+                    if name in shapesys_seen:
+                        raise InvalidSpecification(
+                            f"{what}: shapesys {name!r} is already used by "
+                            f"{shapesys_seen[name]}; a shapesys modifier belongs to one sample")
+                    shapesys_seen[name] = f"sample {s!r} in channel {c!r}"
+                    valid = [n_ > 0 and u > 0 for n_, u in zip(nom, m["data"])]
+                    tau = tuple(n_ ** 2 / u ** 2 if ok else 1.0
+                                for ok, n_, u in zip(valid, nom, m["data"]))
+                    n = len(nom)
+                    req = _req("constrained_by_poisson", n, inits=(1.0,) * n,
+                               bounds=((1e-10, 10.0),) * n, fixed=tuple(not v for v in valid),
+                               auxdata=tau, factors=tau, scalar=False)
+                require(name, req, what)
 
     # staterror: one parameter per bin it covers, shared by the samples that carry it
     stat_masks = {}
@@ -264,58 +261,53 @@ def build(spec, user_parameters=(), *, normsys_code="code4", histosys_code="code
     direct = []        # per entry bin: parameter indices of the factors
     h_pidx, h_eb, h_hi, h_nom, h_lo = [], [], [], [], []
     n_pidx, n_entry, n_hi, n_lo, n_what = [], [], [], [], []
-    for c in channels:
-        for s in samples:
-            entry = lookup.get((c, s))
-            if entry is None:
-                continue
-            sspec, mods, spath = entry
-            e = len(entry_chan)
-            entry_chan.append(c)
-            entry_sample.append(s)
-            eb0 = len(eb_entry)
-            for j, v in enumerate(sspec["data"]):
-                eb_entry.append(e)
-                eb_bin.append(offsets[c] + j)
-                eb_nom.append(float(v))
-                direct.append([])
-            for (t, name), (m, mpath) in sorted(mods.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-                p0 = first[name]
-                if t in ("normfactor", "lumi"):
-                    for j in range(nbins[c]):
-                        direct[eb0 + j].append(p0)
-                elif t in ("shapefactor", "shapesys"):
-                    for j in range(nbins[c]):
-                        direct[eb0 + j].append(p0 + j)
-                elif t == "staterror":
-                    rank = np.cumsum(stat_masks[name]) - 1
-                    for j in range(nbins[c]):
-                        direct[eb0 + j].append(p0 + int(rank[offsets[c] + j]))
-                elif t == "normsys":
-                    hi, lo = float(m["data"]["hi"]), float(m["data"]["lo"])
-                    if hi <= 0 or lo <= 0:
-                        raise InvalidSpecification(
-                            f"{mpath}.data: normsys {name!r} on sample {s!r} in channel {c!r} has "
-                            f"hi={hi}, lo={lo}; the factors must be positive")
-                    if hi == 1.0 and lo == 1.0:
+    for c, s, sspec, mods, spath in entries:
+        e = len(entry_chan)
+        entry_chan.append(c)
+        entry_sample.append(s)
+        eb0 = len(eb_entry)
+        for j, v in enumerate(sspec["data"]):
+            eb_entry.append(e)
+            eb_bin.append(offsets[c] + j)
+            eb_nom.append(float(v))
+            direct.append([])
+        for (t, name), (m, mpath) in sorted(mods.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            p0 = first[name]
+            if t in ("normfactor", "lumi"):
+                for j in range(nbins[c]):
+                    direct[eb0 + j].append(p0)
+            elif t in ("shapefactor", "shapesys"):
+                for j in range(nbins[c]):
+                    direct[eb0 + j].append(p0 + j)
+            elif t == "staterror":
+                rank = np.cumsum(stat_masks[name]) - 1
+                for j in range(nbins[c]):
+                    direct[eb0 + j].append(p0 + int(rank[offsets[c] + j]))
+            elif t == "normsys":
+                hi, lo = float(m["data"]["hi"]), float(m["data"]["lo"])
+                if hi <= 0 or lo <= 0:
+                    raise InvalidSpecification(
+                        f"{mpath}.data: normsys {name!r} on sample {s!r} in channel {c!r} has "
+                        f"hi={hi}, lo={lo}; the factors must be positive")
+                if hi == 1.0 and lo == 1.0:
+                    continue
+                n_pidx.append(p0)
+                n_entry.append(e)
+                n_hi.append(hi)
+                n_lo.append(lo)
+                n_what.append(f"normsys {name!r} on sample {s!r} in channel {c!r}")
+            elif t == "histosys":
+                for j in range(nbins[c]):
+                    hi = float(m["data"]["hi_data"][j])
+                    lo = float(m["data"]["lo_data"][j])
+                    nom = float(sspec["data"][j])
+                    if hi == nom and lo == nom:
                         continue
-                    n_pidx.append(p0)
-                    n_entry.append(e)
-                    n_hi.append(hi)
-                    n_lo.append(lo)
-                    n_what.append(f"normsys {name!r} on sample {s!r} in channel {c!r}")
-                elif t == "histosys":
-                    for j in range(nbins[c]):
-                        hi = float(m["data"]["hi_data"][j])
-                        lo = float(m["data"]["lo_data"][j])
-                        nom = float(sspec["data"][j])
-                        if hi == nom and lo == nom:
-                            continue
-                        h_pidx.append(p0)
-                        h_eb.append(eb0 + j)
-                        h_hi.append(hi)
-                        h_nom.append(nom)
-                        h_lo.append(lo)
+                    h_pidx.append(p0)
+                    h_eb.append(eb0 + j)
+                    h_hi.append(hi)
+                    h_nom.append(nom)
+                    h_lo.append(lo)
     L.entry_channel, L.entry_sample = entry_chan, entry_sample
     L.n_entries, L.n_eb = len(entry_chan), len(eb_entry)
     L.eb_entry = np.array(eb_entry, dtype=np.int64)

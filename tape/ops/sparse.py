@@ -19,6 +19,7 @@ import numpy as np
 from .. import math as T
 from ..errors import ShapeError
 from .core import defop
+from .structural import scatter_shape
 
 
 def csr_structure(matrix):
@@ -96,21 +97,16 @@ defop("spmv", ("spmv", None), _spmv_impl, _spmv_shape,
 
 
 # ---------------------------------------------------------------------------------------------
-def _scatter_prod_shape(graph, ids, attrs):
-    idx, shape = attrs
-    n = graph.nodes[ids[0]]
-    if len(idx) != n.size or (idx and (max(idx) >= math.prod(shape) or min(idx) < 0)):
-        raise ShapeError("scatter_prod indices do not fit the operand")
-    return shape, n.event, ids
+def scatter_prod_impl(x, idx, shape):
+    """numpy reference: `x` of shape (..., len(idx)) multiplied into ones of shape (..., *shape)."""
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[:-1] if x.ndim else ()
+    out = np.ones(lead + (math.prod(shape),))
+    np.multiply.at(out, (Ellipsis, np.asarray(idx, dtype=np.int64)), x.reshape(lead + (-1,)))
+    return out.reshape(lead + tuple(shape))
 
 
-def _scatter_prod_impl(x, idx, shape):
-    out = np.ones(math.prod(shape))
-    np.multiply.at(out, np.asarray(idx, dtype=np.int64), np.asarray(x, dtype=np.float64).ravel())
-    return out.reshape(shape)
-
-
-defop("scatter_prod", ("scatter_prod", None), _scatter_prod_impl, _scatter_prod_shape,
+defop("scatter_prod", ("scatter_prod", None), scatter_prod_impl, scatter_shape,
       (lambda g, ans, x, idx, shape:
            T.gather(T.broadcast_trailing(g, shape) * ans, idx, x.node.shape) / x,),
       (lambda t, ans, x, idx, shape:

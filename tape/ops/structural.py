@@ -23,7 +23,8 @@ def _gather_shape(graph, ids, attrs):
     return shape, n.event, ids
 
 
-def _scatter_shape(graph, ids, attrs):
+def scatter_shape(graph, ids, attrs):
+    """Shape rule of the scatters (add, prod): one index per element of x, inside `shape`."""
     idx, shape = attrs
     n = graph.nodes[ids[0]]
     if len(idx) != n.size or (idx and (max(idx) >= math.prod(shape) or min(idx) < 0)):
@@ -58,7 +59,7 @@ defop("gather", ("gather", None), _gather_impl, _gather_shape,
       (lambda g, ans, x, idx, shape: T.scatter_add(T.broadcast_trailing(g, shape), idx, x.node.shape),),
       (lambda t, ans, x, idx, shape: T.gather(T.broadcast_trailing(t, x.node.shape), idx, shape),),
       linear=True)
-defop("scatter_add", ("scatter_add", None), _scatter_impl, _scatter_shape,
+defop("scatter_add", ("scatter_add", None), _scatter_impl, scatter_shape,
       (lambda g, ans, x, idx, shape: T.gather(T.broadcast_trailing(g, shape), idx, x.node.shape),),
       (lambda t, ans, x, idx, shape: T.scatter_add(T.broadcast_trailing(t, x.node.shape), idx, shape),),
       linear=True)

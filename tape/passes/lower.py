@@ -165,16 +165,22 @@ def lower(graph, outputs, inputs):
         slot[nev] = new_small(1, perm=True)
 
     code = []
-    iarena, idx_off = [], {}
+    iarena, idx_off = [], {}     # index lists, and their offsets by key
+    iarena_size = [0]
     reductions = [[] for _ in range(n_pass)]   # per pass: (partial buf, result offset, width, is_max)
     blocks = {"pre": [], "body": [[] for _ in range(n_pass)], "post": [[] for _ in range(n_pass)]}
 
-    def idx_offset(idx):
-        off = idx_off.get(idx)
+    def idx_offset(idx, key=None):
+        """Offset of the int list `idx` in the index arena, stored once per `key` (default: the
+        list itself)."""
+        key = idx if key is None else key
+        off = idx_off.get(key)
         if off is None:
-            off = sum(len(x) for x in iarena)
-            iarena.append(np.asarray(idx[1:] if idx[:1] == ("csr",) else idx, dtype=np.int64))
-            idx_off[idx] = off
+            arr = np.asarray(idx, dtype=np.int64)
+            off = iarena_size[0]
+            iarena.append(arr)
+            iarena_size[0] += arr.size
+            idx_off[key] = off
         return off
 
     freed = set()
@@ -263,7 +269,7 @@ def lower(graph, outputs, inputs):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
             ins = _ins(K[kname], 1, b, slot[args[0]], 0, 0, width, fl,
-                       idx_offset(("csr",) + _csr_of(n.attrs[0], width)), src.size)
+                       idx_offset(_csr_of(n.attrs[0], width), ("csr", width, n.attrs[0])), src.size)
         elif kname in ("gather", "scatter_add", "scatter_prod"):
             src = nodes[args[0]]
             fl = flags | (FL_EVENT_IN if src.event else 0)
