@@ -697,6 +697,9 @@ cdef class Program:
     cdef Py_ssize_t* dwidth
     cdef double** dbase
     cdef object bufkind
+    cdef Py_ssize_t stride, block, n_sel   # subsampling: every stride-th block of rows
+    cdef Py_ssize_t* sel                    # the chunks replayed (all, unless subsampled)
+    cdef double scale                       # n_events / rows in the replayed chunks
 
     def __cinit__(self):
         self.ptrs = NULL
@@ -712,6 +715,10 @@ cdef class Program:
         self.dbuf = NULL
         self.dwidth = NULL
         self.dbase = NULL
+        self.sel = NULL
+        self.stride = 1
+        self.block = 1
+        self.scale = 1.0
 
     def __init__(self, dict spec, list data, Py_ssize_t n_events, Py_ssize_t chunk_rows):
         """spec keys: small_init, event_row_size, bufs (kind, offset, width), code (int64
@@ -803,6 +810,39 @@ cdef class Program:
             self.dbuf[i] = dlist[i][0]
             self.dwidth[i] = bufs[dlist[i][0]][2]
             self.dbase[i] = <double*>cnp.PyArray_DATA(arr)
+        self._select()
+
+    def set_subsample(self, Py_ssize_t stride, Py_ssize_t block):
+        """Replay only the chunks in every `stride`-th block of `block` rows (the event sums
+        scaled by n_events over the rows replayed); stride 1 replays every chunk. `block` must
+        be a multiple of the chunk rows, so that each chunk lies in one block."""
+        if stride < 1 or block < 1 or block % self.chunk_rows:
+            raise ValueError(f"subsample stride {stride} / block {block} do not fit chunks of "
+                             f"{self.chunk_rows} rows")
+        self.stride, self.block = stride, block
+        self._select()
+
+    cdef int _select(self) except -1:
+        cdef Py_ssize_t c, k = 0, rows = 0
+        free(self.sel)
+        self.sel = NULL
+        self.sel = <Py_ssize_t*>_alloc((self.n_chunks + 1) * sizeof(Py_ssize_t))
+        for c in range(self.n_chunks):
+            if self.stride == 1 or ((c * self.chunk_rows) // self.block) % self.stride == 0:
+                self.sel[k] = c
+                rows += min(self.chunk_rows, self.n_events - c * self.chunk_rows)
+                k += 1
+        self.n_sel = k
+        self.scale = 1.0 if rows == self.n_events else <double>self.n_events / <double>rows
+        return 0
+
+    @property
+    def replayed_events(self):
+        """Number of events that one replay visits (all of them unless subsampled)."""
+        cdef Py_ssize_t k, rows = 0
+        for k in range(self.n_sel):
+            rows += min(self.chunk_rows, self.n_events - self.sel[k] * self.chunk_rows)
+        return rows
 
     def set_data(self, list data, Py_ssize_t n_events):
         """Replay over other data arrays (same names and row widths): no new program needed."""
@@ -825,6 +865,7 @@ cdef class Program:
             self.dbase[i] = <double*>cnp.PyArray_DATA(arrays[i])
         self.n_events = n_events
         self.n_chunks = n_chunks
+        self._select()
 
     cdef int _ensure_threads(self, int n) except -1:
         """Allocate chunk buffers and a buffer table for each of `n` threads."""
@@ -879,6 +920,7 @@ cdef class Program:
         free(self.dbuf)
         free(self.dwidth)
         free(self.dbase)
+        free(self.sel)
 
     @property
     def chunk_rows(self):
@@ -908,7 +950,8 @@ cdef class Program:
             col += rd[2]
 
     cdef void _combine(self, Py_ssize_t pi) noexcept nogil:
-        """Reduce the chunk partials of pass `pi` in chunk order (compensated for sums)."""
+        """Reduce the chunk partials of pass `pi` in chunk order (compensated for sums; scaled
+        to all events when subsampled)."""
         cdef Py_ssize_t k, j, c, col = 0
         cdef Py_ssize_t* rd
         cdef double acc, comp, m, v
@@ -917,17 +960,20 @@ cdef class Program:
             for j in range(rd[2]):
                 if rd[3]:
                     m = -INFINITY
-                    for c in range(self.n_chunks):
-                        v = self.table[c * self.table_width + col + j]
+                    for c in range(self.n_sel):
+                        v = self.table[self.sel[c] * self.table_width + col + j]
                         if isnan(v) or v > m:
                             m = v
                     self.small_p[rd[1] + j] = m
                 else:
                     acc = 0.0
                     comp = 0.0
-                    for c in range(self.n_chunks):
-                        neumaier_add(&acc, &comp, self.table[c * self.table_width + col + j])
+                    for c in range(self.n_sel):
+                        neumaier_add(&acc, &comp,
+                                     self.table[self.sel[c] * self.table_width + col + j])
                     self.small_p[rd[1] + j] = acc + comp
+                    if self.scale != 1.0:
+                        self.small_p[rd[1] + j] *= self.scale
             col += rd[2]
 
     cdef void _replay(self, const double* params, int nt) noexcept nogil:
@@ -946,18 +992,18 @@ cdef class Program:
         for i in range(self.n_pass):
             ps = self.passes + 4 * i
             if nt > 1:
-                for c in prange(self.n_chunks, schedule="static", num_threads=nt):
-                    self._chunk(i, c, threadid())
+                for c in prange(self.n_sel, schedule="static", num_threads=nt):
+                    self._chunk(i, self.sel[c], threadid())
             else:
-                for c in range(self.n_chunks):
-                    self._chunk(i, c, 0)
+                for c in range(self.n_sel):
+                    self._chunk(i, self.sel[c], 0)
             self._combine(i)
             exec_block(self.code_p + ps[2] * NF, ps[3] - ps[2], self.ptrs, self.iarena_p, 1)
 
     cdef int _threads(self) except -1:
         cdef int nt = 1
-        if self.n_chunks > 1 and self.n_events >= _min_parallel_events:
-            nt = min(_num_threads, self.n_chunks)
+        if self.n_sel > 1 and self.n_sel * self.chunk_rows >= _min_parallel_events:
+            nt = min(_num_threads, self.n_sel)
         self._ensure_threads(nt)
         return nt
 

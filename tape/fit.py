@@ -27,6 +27,19 @@ __all__ = ["fit", "prepare", "make_positive_definite", "FitSetup"]
 SPECULATE = True
 # Up to this many free parameters Migrad starts from the full inverse of the exact Hessian.
 FULL_SEED_MAX = 200
+# On at least 4 times this many events, Migrad's seed Hessian at the start point comes from a
+# subsample of about this many (``Function.subsample``): a seed need not be exact (Migrad updates
+# it at every step), and far from the minimum the full one is no better a guide. Measured on the
+# tutorial model at 1e6 events: the same number of Migrad steps, the seed 16 times cheaper.
+SEED_EVENTS = 65536
+
+
+def _seed_function(f):
+    """The function whose Hessian seeds Migrad: f, or a subsample of it on many events."""
+    n = getattr(f, "n_events", 0)
+    if not hasattr(f, "subsample") or getattr(f, "stride", 1) != 1 or n < 4 * SEED_EVENTS:
+        return None
+    return f.subsample(1 << ((n // SEED_EVENTS).bit_length() - 1))
 
 
 def make_positive_definite(h, floor=1e-10):
@@ -219,10 +232,29 @@ class _Counted:
         self._grad = (None, None, None)
         self._seed = (None, None)
         self._g2 = (None, None)
+        self._seed_from = (None, None, None)     # (start key, seed function, its Hessian)
 
-    def raw_hessian(self, x):
-        """The exact Hessian at x, computed once per point (seed, g2 and errors share it)."""
+    def seed_from(self, x, f_seed):
+        """Seed Hessians asked for at x (Minuit's, before Migrad starts) come from `f_seed`
+        (e.g. a subsample); None: from the function itself, as every other Hessian."""
+        if self._seed_from[2] is not None:
+            # Minuit's cached seed and g2 at the start point were made from f_seed
+            self._seed, self._g2 = (None, None), (None, None)
+        key = None if f_seed is None else np.ascontiguousarray(x, dtype=np.float64).tobytes()
+        self._seed_from = (key, f_seed, None)
+
+    def raw_hessian(self, x, seed=False):
+        """The exact Hessian at x, computed once per point (seed, g2 and errors share it).
+        With `seed`, the seed function's Hessian at the start point (see ``seed_from``)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
+        skey, f_seed, h = self._seed_from
+        if seed and skey is not None and skey == x.tobytes():
+            if h is None:
+                self.nhess += 1
+                h = f_seed.hessian(x)
+                h.setflags(write=False)
+                self._seed_from = (skey, f_seed, h)
+            return h
         key, h = self._last
         if key == x.tobytes():
             return h
@@ -286,7 +318,7 @@ class _Counted:
         pk, out = self._seed
         if pk == x.tobytes():
             return out.copy()
-        h = self.raw_hessian(x)
+        h = self.raw_hessian(x, seed=True)
         if self.limits is not None and any(math.isfinite(v) for lim in self.limits for v in lim):
             h = h + np.diag(limit_curvature(x, self.grad(x), self.limits))
         if self.seed_pd:
@@ -303,7 +335,7 @@ class _Counted:
         x = np.ascontiguousarray(x, dtype=np.float64)
         pk, g2 = self._g2
         if pk != x.tobytes():
-            g2 = np.diag(make_positive_definite(self.raw_hessian(x))).copy()
+            g2 = np.diag(make_positive_definite(self.raw_hessian(x, seed=True))).copy()
             self._g2 = (x.tobytes(), g2)
         return g2.copy()
 
@@ -397,6 +429,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # Where the start is far from quadratic (an indefinite Hessian made positive definite),
         # that inverse can send Migrad's first steps where the function is not finite, after
         # which it crawls back in thousands of calls: then it starts again with the diagonal.
+        cb.seed_from(setup.start, _seed_function(f))
         m.hesse()
         cb.abort_on_bad = True
         try:
@@ -407,8 +440,13 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
             m.migrad(ncall=ncall)
         finally:
             cb.abort_on_bad = False
+            cb.seed_from(None, None)
     else:
-        m.migrad(ncall=ncall)
+        cb.seed_from(setup.start, _seed_function(f) if seeded else None)
+        try:
+            m.migrad(ncall=ncall)
+        finally:
+            cb.seed_from(None, None)
     values = np.array(m.values)
     message = ""
     valid = bool(m.valid)

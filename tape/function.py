@@ -30,6 +30,9 @@ MIN_ROWS, MAX_ROWS = 1024, 2048
 HESSIAN_BLOCK = 16
 # At most this many events, a Hessian of more than HESSIAN_BLOCK parameters is a loop of hvps.
 HVP_LOOP_MAX_EVENTS = 4096
+# A subsampled Function (``Function.subsample``) replays every stride-th block of this many rows;
+# its programs use chunks that divide the block, so that all of them visit the same events.
+SUBSAMPLE_BLOCK = 1024
 
 
 def _parse_bytes(limit):
@@ -83,7 +86,7 @@ class Function:
     """
 
     def __init__(self, graph, out, data, n_events, chunk_size=None, memory_limit=None,
-                 _shared=None):
+                 _shared=None, _stride=1):
         self._graph = graph
         self._out = out
         self._data = data if data is not None else {}
@@ -95,6 +98,7 @@ class Function:
         self._programs = {}
         self._lock = threading.Lock()
         self._n = graph.nodes[graph.params].size
+        self._stride = _stride
         chunk_rows_for(1, chunk_size, memory_limit)   # validate early
 
     # -- properties -------------------------------------------------------------------------------
@@ -248,7 +252,12 @@ class Function:
                 raise DataError(f"this Function has no data bound for {missing} (it was saved "
                                 "without its data): bind events with f.with_data(...)")
             data = [self._data[name] for name in spec["data_names"]]
+            if self._stride > 1:
+                # a power of two (so it divides the block), at most what the memory limit allows
+                rows = 1 << (min(rows, SUBSAMPLE_BLOCK).bit_length() - 1)
             prog = _replay.Program(spec, data, self._n_events, rows)
+            if self._stride > 1:
+                prog.set_subsample(self._stride, SUBSAMPLE_BLOCK)
             self._programs[kind] = prog
         return prog
 
@@ -368,7 +377,46 @@ class Function:
         expected = {name: self._graph.nodes[nid].shape for name, nid in self._graph.data.items()}
         data, n = check_data(arrays, expected)
         return Function(self._graph, self._out, data, n, self._chunk_size, self._memory_limit,
-                        _shared=self._shared)
+                        _shared=self._shared, _stride=self._stride)
+
+    @property
+    def stride(self):
+        """1, or the stride of a subsampled Function (see ``subsample``)."""
+        return self._stride
+
+    @property
+    def replayed_events(self):
+        """Number of events one replay visits: all of them, unless subsampled."""
+        if self._stride == 1:
+            return self._n_events
+        return self._program("value").replayed_events
+
+    def subsample(self, stride):
+        """This Function on every `stride`-th block of 1024 events, its event sums scaled to all
+        events: an unbiased estimate of the value and its derivatives at about 1/`stride` of
+        the cost (a fit's first steps need no more). Terms outside the event sums (constraints,
+        the Poisson term of an extended likelihood) are exact; ``n_events`` stays the total.
+
+        Shares the data (no copy) and the lowered tapes; stride 1 gives the full Function.
+
+        Parameters
+        ----------
+        stride : int
+            Every `stride`-th block of ``SUBSAMPLE_BLOCK`` = 1024 rows is replayed.
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> x = np.ones(8192)
+        >>> f = tape.record(lambda p, x: np.sum(x * p[0]), [1.0], data={"x": x})
+        >>> s = f.subsample(4)
+        >>> s.replayed_events, s([2.0])
+        (2048, 16384.0)
+        """
+        if int(stride) != stride or stride < 1:
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        return Function(self._graph, self._out, self._data, self._n_events, self._chunk_size,
+                        self._memory_limit, _shared=self._shared, _stride=int(stride))
 
     def _rebind(self, **arrays):
         """Replace this Function's data in place (its programs are kept): for loops such as toy
