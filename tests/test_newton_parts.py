@@ -1,0 +1,60 @@
+"""The parts of the Newton minimizer: trust-region steps and Minuit's limit transformation."""
+import math
+
+import numpy as np
+import pytest
+
+from tape.newton import Transform, _trust_step
+
+
+def model(g, h, s):
+    return g @ s + 0.5 * s @ h @ s
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_trust_step_is_the_constrained_minimum(seed):
+    rng = np.random.default_rng(seed)
+    n = 5
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    w = rng.normal(size=n) * 2
+    h = (q * w) @ q.T
+    g = rng.normal(size=n)
+    radius = rng.uniform(0.1, 3)
+    s = _trust_step(g, h, radius)
+    assert np.linalg.norm(s) <= radius * (1 + 1e-6)
+    # no random point inside the region does better
+    best = model(g, h, s)
+    for _ in range(2000):
+        d = rng.normal(size=n)
+        d *= radius * rng.uniform() ** (1 / n) / np.linalg.norm(d)
+        assert model(g, h, d) >= best - 1e-9
+
+
+def test_trust_step_at_a_saddle_point_follows_the_negative_curvature():
+    # zero gradient, one negative eigenvalue: the hard case; the step must not be zero
+    h = np.diag([-0.5, 1.0, 2.0])
+    for g in (np.zeros(3), np.array([0.0, 1e-3, 0.0])):
+        s = _trust_step(g, h, 0.7)
+        assert np.linalg.norm(s) == pytest.approx(0.7, rel=1e-6)
+        assert abs(s[0]) > 0.6
+        assert model(g, h, s) < -0.1
+
+
+def test_transform_round_trip_and_derivatives():
+    lims = [(0, 10), (0.1, 5), (-math.inf, math.inf), (1.0, math.inf), (-math.inf, 2.0)]
+    tr = Transform(lims)
+    x = np.array([3.0, 4.9, -7.0, 1.5, -3.0])
+    t = tr.to_internal(x)
+    xb, d1, d2 = tr.to_external(t)
+    np.testing.assert_allclose(xb, x, rtol=1e-12, atol=1e-12)
+    eps = 1e-5
+    for i in range(x.size):
+        e = np.zeros_like(t)
+        e[i] = eps
+        xp, xm = tr.to_external(t + e)[0][i], tr.to_external(t - e)[0][i]
+        assert (xp - xm) / (2 * eps) == pytest.approx(d1[i], rel=1e-7, abs=1e-9)
+        assert (xp - 2 * xb[i] + xm) / eps ** 2 == pytest.approx(d2[i], rel=1e-3, abs=1e-5)
+    # external values always inside the limits, whatever the internal value
+    far = tr.to_external(np.array([1e3, -1e3, 5.0, -1e3, 1e3]))[0]
+    for v, (lo, hi) in zip(far, lims):
+        assert lo <= v <= hi
