@@ -227,6 +227,7 @@ class _Counted:
         self.free = free      # free parameter indices when the Hessian must be compacted
         self.nfcn = self.ngrad = self.nhess = 0
         self.bad = None
+        self.vmin, self.vmax = np.inf, -np.inf    # finite values seen (see wall)
         self._last = (None, None)
         self._value = (None, None)
         self._grad = (None, None, None)
@@ -284,6 +285,7 @@ class _Counted:
         self.nfcn += 1
         v = self.f(x)
         self._value = (key, v)
+        self._seen(v)
         if not np.isfinite(v):
             self._non_finite(x)
         return v
@@ -293,6 +295,30 @@ class _Counted:
             self.bad = np.array(x)
         if self.abort_on_bad:
             raise _SeedMisled()
+
+    def _seen(self, v):
+        if np.isfinite(v):
+            self.vmin = min(self.vmin, v)
+            self.vmax = max(self.vmax, v)
+
+    def wall(self):
+        """What Minuit is told where the function is not finite: a value above every finite one
+        seen, by their spread (RooFit's "error wall"). A NaN would make Migrad's line search
+        compare nothing and crawl back in thousands of calls; a wall makes it step back."""
+        if not np.isfinite(self.vmax):
+            return np.nan
+        return self.vmax + max(self.vmax - self.vmin, 1.0)
+
+    def minuit_value(self, x):
+        """The value for Minuit: the wall where the function is not finite."""
+        v = self.value(x)
+        return v if np.isfinite(v) else self.wall()
+
+    def minuit_grad(self, x):
+        """The gradient for Minuit (zeros where it is not finite: Minuit only asks there when
+        its line search ended at a wall, which the end-point check reports)."""
+        g = self.grad(x)
+        return g if np.all(np.isfinite(g)) else np.zeros_like(g)
 
     def value_and_grad(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
@@ -305,6 +331,7 @@ class _Counted:
         g = np.array(g)
         g.setflags(write=False)
         self._grad = (key, v, g)
+        self._seen(v)
         if not np.isfinite(v):
             self._non_finite(x)
         return v, g
@@ -354,10 +381,10 @@ def _minuit(setup, cb, values, use_hessian, strategy, tol):
         # iminuit warns that hessian overrides g2; both are passed on purpose (see fit()).
         warnings.simplefilter("ignore")
         if use_hessian:
-            m = Minuit(cb.value, values, grad=cb.grad, hessian=cb.hessian, g2=cb.g2,
-                       name=setup.names)
+            m = Minuit(cb.minuit_value, values, grad=cb.minuit_grad, hessian=cb.hessian,
+                       g2=cb.g2, name=setup.names)
         else:
-            m = Minuit(cb.value, values, grad=cb.grad, name=setup.names)
+            m = Minuit(cb.minuit_value, values, grad=cb.minuit_grad, name=setup.names)
     m.errordef = setup.errordef
     m.strategy = strategy
     if tol is not None:

@@ -201,6 +201,36 @@ def test_nll_that_turns_non_finite_during_the_fit():
             assert r.message
 
 
+def test_migrad_steps_back_from_a_region_where_the_function_is_not_finite():
+    """A Poisson likelihood whose rates turn negative (NaN) on part of the parameter plane, as
+    HistFactory rates do: Minuit is shown a wall above the values seen there, not a NaN, and
+    steps back in a few calls (with NaNs it crawled back in hundreds to thousands)."""
+    rng = np.random.default_rng(3)
+    a, c = rng.uniform(0.5, 2.0, 40), rng.uniform(-1.0, 1.0, 40)
+    n = rng.poisson(np.maximum(a * 10 + c * 6, 0.1)).astype(float)
+
+    def nll(p, n, a, c):
+        lam = a * p[0] + c * p[1]
+        return np.sum(lam - n * np.log(lam))
+
+    f = tape.record(nll, [10.0, 3.0], data={"n": n, "a": a, "c": c})
+    best = tape.fit(f, [10.0, 3.0], names=["b", "s"])
+    starts, r2 = [], np.random.default_rng(1)
+    while len(starts) < 30:
+        s = [r2.uniform(1, 40), r2.uniform(-20, 20)]
+        with np.errstate(all="ignore"):
+            if np.isfinite(f(s)):
+                starts.append(s)
+    calls = []
+    with np.errstate(all="ignore"):
+        for s in starts:
+            r = tape.fit(f, s, names=["b", "s"])
+            assert r.valid, r.message
+            assert abs(r.fval - best.fval) < 1e-6
+            calls.append(r.ngrad + r.nfcn)
+    assert max(calls) < 100 and np.mean(calls) < 40, calls
+
+
 def test_toys_replay_one_tape():
     model, x, params = build()
     nll = UnbinnedNLL(model, model.sample(2000, np.random.default_rng(1)))
