@@ -237,22 +237,27 @@ class _Counted:
 
     def seed_from(self, x, f_seed):
         """Seed Hessians asked for at x (Minuit's, before Migrad starts) come from `f_seed`
-        (e.g. a subsample); None: from the function itself, as every other Hessian."""
+        (a function with ``hessian``, e.g. a subsample, or a matrix); None: from the function
+        itself, as every other Hessian."""
         if self._seed_from[2] is not None:
             # Minuit's cached seed and g2 at the start point were made from f_seed
             self._seed, self._g2 = (None, None), (None, None)
-        key = None if f_seed is None else np.ascontiguousarray(x, dtype=np.float64).tobytes()
+        key = None if f_seed is None else np.array(x, dtype=np.float64)
         self._seed_from = (key, f_seed, None)
 
     def raw_hessian(self, x, seed=False):
         """The exact Hessian at x, computed once per point (seed, g2 and errors share it).
-        With `seed`, the seed function's Hessian at the start point (see ``seed_from``)."""
+        With `seed`, the seed Hessian at the start point (see ``seed_from``)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         skey, f_seed, h = self._seed_from
-        if seed and skey is not None and skey == x.tobytes():
+        if seed and skey is not None and np.all(np.abs(x - skey) <= 1e-12 * (1.0 + np.abs(skey))):
+            # (Minuit hands back the start through its limit transformation: rounding differs)
             if h is None:
-                self.nhess += 1
-                h = f_seed.hessian(x)
+                if isinstance(f_seed, np.ndarray):
+                    h = f_seed
+                else:
+                    self.nhess += 1
+                    h = f_seed.hessian(x)
                 h.setflags(write=False)
                 self._seed_from = (skey, f_seed, h)
             return h
@@ -413,8 +418,11 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     fixed : list of bool or list of names, optional
         Fixed parameters stay at their start values.
     method : {"migrad", "newton"}
-    hessian_seed : bool
-        Seed Migrad with the exact Hessian (made positive definite if it is not).
+    hessian_seed : bool or (n, n) array
+        Seed Migrad with the exact Hessian at the start (made positive definite if it is not);
+        or with this matrix instead, e.g. the ``hessian`` of a fit at a neighbouring point of
+        a scan (Newton takes it as its first model). The errors always come from the exact
+        Hessian at the minimum.
     errordef : float, optional
         0.5 for NLLs (the default, or ``f.errordef``), 1 for chi-square.
 
@@ -435,6 +443,17 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     setup = prepare(f, start, names, limits, fixed, errordef)
     if method not in ("migrad", "newton"):
         raise ValueError(f"unknown method {method!r}: use 'migrad' or 'newton'")
+    seed_matrix = None
+    if not isinstance(hessian_seed, (bool, np.bool_)):
+        seed_matrix = np.array(hessian_seed, dtype=np.float64)
+        n = setup.start.size
+        if seed_matrix.shape != (n, n):
+            raise ValueError(f"hessian_seed must be True, False or an ({n}, {n}) matrix, got "
+                             f"shape {seed_matrix.shape}")
+        free = np.ix_(setup.free, setup.free)
+        if not np.all(np.isfinite(seed_matrix[free])):
+            raise ValueError("hessian_seed has non-finite entries for free parameters")
+        hessian_seed = True
     t0 = time.perf_counter()
     cb = _Counted(f, seed_pd=True, limits=setup.limits, speculate=SPECULATE)
     # the start check's evaluation is the fit's first one
@@ -444,7 +463,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                          f"{dict(zip(setup.names, setup.start))}: {v0}")
     from .newton import newton
     if method == "newton":
-        res = newton(setup, cb=cb)
+        res = newton(setup, cb=cb, seed_hessian=seed_matrix)
         res.time = time.perf_counter() - t0
         return res
     m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
@@ -456,7 +475,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # Where the start is far from quadratic (an indefinite Hessian made positive definite),
         # that inverse can send Migrad's first steps where the function is not finite, after
         # which it crawls back in thousands of calls: then it starts again with the diagonal.
-        cb.seed_from(setup.start, _seed_function(f))
+        cb.seed_from(setup.start, seed_matrix if seed_matrix is not None else _seed_function(f))
         m.hesse()
         cb.abort_on_bad = True
         try:
@@ -469,7 +488,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
             cb.abort_on_bad = False
             cb.seed_from(None, None)
     else:
-        cb.seed_from(setup.start, _seed_function(f) if seeded else None)
+        cb.seed_from(setup.start, None if not seeded else
+                     seed_matrix if seed_matrix is not None else _seed_function(f))
         try:
             m.migrad(ncall=ncall)
         finally:
@@ -504,7 +524,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                      covariance=res.covariance, fval=res.fval, edm=res.edm, valid=valid,
                      message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
                      method="migrad" if hessian_seed else "migrad (no Hessian seed)",
-                     fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0)
+                     fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0,
+                     hessian=res.hessian)
 
 
 def _migrad_minimum(setup, cb, m, values):
@@ -523,8 +544,10 @@ def _migrad_minimum(setup, cb, m, values):
         errors = np.array(m.errors, dtype=np.float64)
         errors[setup.fixed] = 0.0
         message = "the exact Hessian is not positive definite; errors from Minuit"
+    hessian = np.zeros((n, n))
+    hessian[np.ix_(free, free)] = h
     return SimpleNamespace(values=values, errors=errors, covariance=cov, fval=float(m.fval),
-                           edm=float(m.fmin.edm), message=message)
+                           edm=float(m.fmin.edm), message=message, hessian=hessian)
 
 
 def _minuit_message(m):

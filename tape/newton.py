@@ -162,7 +162,7 @@ NEAR = 100.0
 
 
 def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal=None,
-           min_steps=0):
+           min_steps=0, seed_hessian=None):
     """Trust-region Newton on a ``tape.fit.FitSetup``; returns a FitResult.
 
     Each iteration solves the trust-region subproblem of the quadratic model in Minuit's internal
@@ -180,7 +180,8 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     `start` (default ``setup.start``) and `cb` (a ``tape.fit._Counted``, whose cache and call
     counts are shared) let the Migrad path finish with these steps from Migrad's end point, with
     `near_goal` (default NEAR * edm_goal) set to Minuit's tolerance, and ``min_steps=1`` for at
-    least one Newton step.
+    least one Newton step. `seed_hessian` (n x n, e.g. a neighbouring fit's ``hessian``) is the
+    first model instead of the exact Hessian at the start.
     """
     f, names, free = setup.f, setup.names, setup.free
     errordef = setup.errordef
@@ -207,9 +208,15 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
 
     xf, v, g, d1, d2 = evaluate(t, x_full[free])
     message, valid, edm = "", False, np.inf
-    h_exact = exact_hessian(xf) if free.size else np.zeros((0, 0))
-    b = h_exact.copy()          # the Hessian model: exact at the last Hessian, then SR1-updated
-    b_here = True               # whether b is the exact Hessian at the current point
+    if seed_hessian is not None and free.size:
+        h_exact = None
+        b = np.array(seed_hessian, dtype=np.float64)[np.ix_(free, free)]
+        b = 0.5 * (b + b.T)
+        b_here = False          # a model only: the exact Hessian comes where it is needed
+    else:
+        h_exact = exact_hessian(xf) if free.size else np.zeros((0, 0))
+        b = h_exact.copy()      # the Hessian model: exact at the last Hessian, then SR1-updated
+        b_here = True           # whether b is the exact Hessian at the current point
     near = False                # whether h_exact was evaluated where the EDM < near_goal
     refresh = False
     radius = scale = None
@@ -286,7 +293,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     if free.size:
         # errors from the exact Hessian: the last one if it was evaluated at the end point or
         # where the EDM was below near_goal, else one more at the end point
-        h_free = h_exact if near or b_here else exact_hessian(xf)
+        h_free = h_exact if (near or b_here) and h_exact is not None else exact_hessian(xf)
         if np.all(np.linalg.eigvalsh(h_free) > 0):
             cov[np.ix_(free, free)] = 2.0 * errordef * np.linalg.inv(h_free)
         else:
@@ -309,6 +316,10 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         m.migrad()
         return m
 
+    hessian = np.zeros((n, n))
+    if free.size:
+        hessian[np.ix_(free, free)] = h_free
     return FitResult(names=names, values=xf, errors=errors, covariance=cov, fval=v, edm=edm,
                      valid=valid, message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
-                     method="newton", fixed=setup.fixed, minuit_factory=make_minuit)
+                     method="newton", fixed=setup.fixed, minuit_factory=make_minuit,
+                     hessian=hessian)

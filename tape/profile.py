@@ -1,7 +1,7 @@
 """Profile-likelihood scans that reuse one recorded tape.
 
 Each point fixes the scanned parameter and minimizes the others, warm-started from the
-neighbouring point; nothing is recorded again. The result holds the Delta(2 NLL) curve and its
+neighbouring point's minimum and seeded with its exact Hessian; nothing is recorded again. The result holds the Delta(2 NLL) curve and its
 crossings of 1 and 4 (the 1 and 2 sigma intervals for one parameter).
 """
 import sys
@@ -158,13 +158,16 @@ def profile(f, param, values, *, start, names=None, limits=None, fixed=None, met
     fits = [None] * values.size
     i0 = int(np.argmin(np.abs(values - best.values[idx])))
     for order in (range(i0, values.size), range(i0 - 1, -1, -1)):
+        # each point starts at its neighbour's minimum, with the exact Hessian there as seed
         x = np.array(best.values)
+        seed = best.hessian if best.valid and best.hessian is not None else True
         for i in order:
             x[idx] = values[i]
             x = np.clip(x, [l for l, _ in setup.limits], [h for _, h in setup.limits])
-            r = fit(f, x, fixed=fixed_scan, **kw)
+            r = fit(f, x, fixed=fixed_scan, hessian_seed=seed, **kw)
             fits[i], fvals[i] = r, r.fval
             if r.valid:
                 x = np.array(r.values)
+                seed = r.hessian if r.hessian is not None else True
             bar.step()
     return ProfileResult(name, values, fvals, best.fval, best, fits, setup.errordef)

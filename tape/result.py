@@ -45,10 +45,13 @@ class FitResult:
     behind the result (for MINOS, contours and plots). ``nfcn``, ``ngrad`` and ``nhess`` count
     the evaluations the fit made: values alone, values with gradients (one replay each), and
     Hessians; an answer Minuit gets again at the same parameter vector is not counted twice.
+    ``hessian`` is the exact Hessian the errors come from (zero in the rows and columns of fixed
+    parameters): ``hessian_seed=`` of a neighbouring fit, e.g. the next point of a scan.
     """
 
     def __init__(self, *, names, values, errors, covariance, fval, edm, valid, message, nfcn,
-                 ngrad, nhess, method, fixed, minuit=None, minuit_factory=None, time=None):
+                 ngrad, nhess, method, fixed, minuit=None, minuit_factory=None, time=None,
+                 hessian=None):
         self.names = list(names)
         self.values = NamedView(names, values)
         self.errors = NamedView(names, errors)
@@ -58,6 +61,7 @@ class FitResult:
         self.valid = bool(valid)
         self.message = message
         self.nfcn, self.ngrad, self.nhess = int(nfcn), int(ngrad), int(nhess)
+        self.hessian = None if hessian is None else np.asarray(hessian, dtype=np.float64)
         self.method = method
         self.fixed = list(fixed)
         self.time = time

@@ -74,15 +74,40 @@ class Hypotester:
         self.nll = model.nll(data)
         self._free = {}
         self._asimov = None
+        self._minima = {}       # id of an NLL -> [(POI, FitResult)] of its valid fits
+
+    def _start(self, nll, poi_value):
+        """(start, Hessian seed) of a fit with the POI fixed at `poi_value`: the minimum already
+        found for the same data with the nearest POI, moved to `poi_value`, and the exact
+        Hessian there (a scan's next point is then a few steps away, with no Hessian to
+        compute before Migrad starts); else the initial values and the Hessian there."""
+        start, seed = self.init.copy(), True
+        done = self._minima.get(id(nll), [])
+        if done:
+            _, near_fit = min(done, key=lambda d: abs(d[0] - poi_value))
+            near = np.array(near_fit.values)
+            near[self.fixed] = self.init[self.fixed]
+            near[self.poi] = poi_value
+            near = np.clip(near, [lo for lo, _ in self.bounds], [hi for _, hi in self.bounds])
+            with np.errstate(all="ignore"):
+                if np.isfinite(nll.function(near)):
+                    start = near
+                    if near_fit.hessian is not None:
+                        seed = near_fit.hessian
+        start[self.poi] = poi_value
+        return start, seed
 
     def _fit(self, nll, poi_value=None):
-        start = self.init.copy()
         fixed = self.fixed.copy()
+        start, seed = self.init.copy(), True
         if poi_value is not None:
-            start[self.poi] = poi_value
+            start, seed = self._start(nll, poi_value)
             fixed[self.poi] = True
-        return tape.fit(nll.function, start, names=nll.names, limits=self.bounds, fixed=fixed,
-                        method=self.method, errordef=0.5)
+        r = tape.fit(nll.function, start, names=nll.names, limits=self.bounds, fixed=fixed,
+                     method=self.method, errordef=0.5, hessian_seed=seed)
+        if r.valid:
+            self._minima.setdefault(id(nll), []).append((r.values[self.poi], r))
+        return r
 
     def _free_fit(self, which):
         if which not in self._free:
