@@ -124,6 +124,13 @@ elif what == "fit":
         rows["d_over_c_median"] = float(np.median(td) / np.median(tc))
         rows["c_calls"] = rows["c"]["nfcn"] + rows["c"]["ngrad"]
         out[f"n{n}"] = rows
+        if n == 10**5:
+            # a 21-point profile of mu, 2.5 sigma each way (warm starts, neighbours' Hessians)
+            best = nll.fit(); c, e = best.values["mu"], best.errors["mu"]
+            vals = np.linspace(c - 2.5 * e, c + 2.5 * e, 21)
+            for meth in ("migrad", "newton"):
+                nll.profile("mu", vals[:3], method=meth)
+                out[f"profile_mu_21_{meth}_ms"] = med(lambda: nll.profile("mu", vals, method=meth), 1, 5) * 1e3
     model, xo, params = build()
     nll = UnbinnedNLL(model, model.sample(2000, np.random.default_rng(1)))
     t0 = time.perf_counter(); nll.fit(); out["first_fit_with_tape_lowering_s"] = time.perf_counter() - t0
@@ -157,4 +164,12 @@ elif what == "hf":
                          vg_us=t_grad*1e6, vg_over_value=t_grad/t_v, hessian_ms=t_h*1e3,
                          first_hessian_ms=t_first_h*1e3, fit_s=t_fit, first_fit_s=t_first_fit,
                          first_fit_valid=bool(r.valid))
+    from models.histfactory import upper_limit
+    name, patch = "atlas_susy_2019_08_1Lbb_BkgOnly.json", "atlas_susy_2019_08_1Lbb_patch_C1N2_Wh_hbb_550_200.json"
+    ws = Workspace(json.load(open(D + name))); model = ws.model(patches=[json.load(open(D + patch))]); data = ws.data(model)
+    upper_limit(data, model, np.linspace(0, 5, 21))
+    ts = []
+    for _ in range(3):
+        t0 = time.perf_counter(); obs, exp = upper_limit(data, model, np.linspace(0, 5, 21)); ts.append(time.perf_counter() - t0)
+    out["limit_1Lbb_21_points_s"] = float(np.median(ts)); out["limit_1Lbb_observed"] = obs
 print(json.dumps(out, indent=1, default=float))

@@ -87,3 +87,31 @@ class ToyStudy:
 
     def track_valid_fraction(self):
         return float(np.mean([r.valid for r in self.nll.toys(100, np.random.default_rng(5))]))
+
+
+class ProfileScan:
+    """A 21-point profile of mu (2.5 sigma each way) at N = 1e5: each point starts at its
+    neighbour's minimum, seeded with the exact Hessian there."""
+
+    params = ["migrad", "newton"]
+    param_names = ["method"]
+    timeout = 600
+
+    def setup(self, method):
+        self.nll, _ = _nll(10**5)
+        best = self.nll.fit()
+        c, e = best.values["mu"], best.errors["mu"]
+        self.values = np.linspace(c - 2.5 * e, c + 2.5 * e, 21)
+        self.nll.profile("mu", self.values[:3], method=method)     # programs built once
+
+    def _scan(self, method):
+        return self.nll.profile("mu", self.values, method=method)
+
+    def time_profile(self, method):
+        self._scan(method)
+
+    def track_hessians(self, method):
+        return sum(r.nhess for r in self._scan(method).fits)
+
+    def track_calls(self, method):
+        return sum(r.nfcn + r.ngrad for r in self._scan(method).fits)

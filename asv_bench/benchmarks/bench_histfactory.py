@@ -108,3 +108,39 @@ class Workspaces:
         return time.perf_counter() - t0
 
     track_first_fit_seconds.unit = "seconds"
+
+
+class LimitScan:
+    """Observed and expected CLs upper limits of the 1Lbb signal over 21 POI values: 2 free
+    fits, the Asimov dataset, 42 conditional fits (each from the nearest minimum found, seeded
+    with its Hessian)."""
+
+    timeout = 600
+
+    def setup(self):
+        if not os.path.isdir(DATA):
+            raise NotImplementedError("../shared/data/histfactory is not there")
+        from models.histfactory import Workspace
+        ws_file, patch_file = WORKSPACES["1Lbb_126"]
+        ws = Workspace(json.load(open(os.path.join(DATA, ws_file))))
+        self.model = ws.model(patches=[json.load(open(os.path.join(DATA, patch_file)))])
+        self.data = ws.data(self.model)
+        self.scan = np.linspace(0.0, 5.0, 21)
+        self._limit()          # the tapes are recorded and lowered once
+
+    def _limit(self):
+        from models.histfactory import upper_limit
+        return upper_limit(self.data, self.model, self.scan, return_results=True)
+
+    def time_upper_limit(self):
+        self._limit()
+
+    def _fits(self):
+        """Each fit once (the free fits and the Asimov fit are shared by every point)."""
+        return list({id(f): f for r in self._limit()[2] for f in r.fits.values()}.values())
+
+    def track_hessians(self):
+        return sum(f.nhess for f in self._fits())
+
+    def track_invalid_fits(self):
+        return sum(not f.valid for f in self._fits())
