@@ -1027,7 +1027,8 @@ cdef class Program:
 
     def time_instructions(self, const double[::1] params, int repeat=20):
         """Seconds per instruction of one call (prelude, then each pass with all its chunks and
-        its epilogue), for finding what a tape spends its time on: a list of (index, seconds)."""
+        its epilogue), for finding what a tape spends its time on: a list of (index, seconds).
+        Every chunk is timed, also when the program is subsampled."""
         import time
         cdef Py_ssize_t k, i, c, r
         cdef Py_ssize_t* ps

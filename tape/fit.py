@@ -250,7 +250,7 @@ class _Counted:
         With `seed`, the seed Hessian at the start point (see ``seed_from``)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         skey, f_seed, h = self._seed_from
-        if seed and skey is not None and np.all(np.abs(x - skey) <= 1e-12 * (1.0 + np.abs(skey))):
+        if seed and self._at_seed(x):
             # (Minuit hands back the start through its limit transformation: rounding differs)
             if h is None:
                 if isinstance(f_seed, np.ndarray):
@@ -287,6 +287,8 @@ class _Counted:
             # Migrad asks for the gradient at most points whose value it asked for: one replay
             # for both costs less than two when a gradient costs under twice a value
             return self.value_and_grad(x)[0]
+        if self._seed_from[0] is not None and not self._at_seed(x):
+            self.seed_from(None, None)
         self.nfcn += 1
         v = self.f(x)
         self._value = (key, v)
@@ -312,7 +314,7 @@ class _Counted:
         compare nothing and crawl back in thousands of calls; a wall makes it step back."""
         if not np.isfinite(self.vmax):
             return np.nan
-        return self.vmax + max(self.vmax - self.vmin, 1.0)
+        return self.vmax + max(self.vmax - self.vmin, 1.0, 1e-8 * abs(self.vmax))
 
     def minuit_value(self, x):
         """The value for Minuit: the wall where the function is not finite."""
@@ -325,8 +327,16 @@ class _Counted:
         g = self.grad(x)
         return g if np.all(np.isfinite(g)) else np.zeros_like(g)
 
+    def _at_seed(self, x):
+        skey = self._seed_from[0]
+        return skey is not None and bool(np.all(np.abs(x - skey) <= 1e-12 * (1.0 + np.abs(skey))))
+
     def value_and_grad(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
+        if self._seed_from[0] is not None and not self._at_seed(x):
+            # Minuit has left the start: the seed is spent (a Hessian asked for at the start
+            # from now on, e.g. by a final HESSE where Migrad did not move, is the exact one)
+            self.seed_from(None, None)
         key = x.tobytes()
         pk, v, g = self._grad
         if pk == key:
@@ -444,7 +454,9 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     if method not in ("migrad", "newton"):
         raise ValueError(f"unknown method {method!r}: use 'migrad' or 'newton'")
     seed_matrix = None
-    if not isinstance(hessian_seed, (bool, np.bool_)):
+    if np.ndim(hessian_seed) == 0:
+        hessian_seed = bool(hessian_seed)
+    else:
         seed_matrix = np.array(hessian_seed, dtype=np.float64)
         n = setup.start.size
         if seed_matrix.shape != (n, n):
@@ -453,7 +465,9 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         free = np.ix_(setup.free, setup.free)
         if not np.all(np.isfinite(seed_matrix[free])):
             raise ValueError("hessian_seed has non-finite entries for free parameters")
-        hessian_seed = True
+        fixed_only = np.zeros_like(seed_matrix)
+        fixed_only[free] = seed_matrix[free]       # rows of fixed parameters play no part
+        seed_matrix, hessian_seed = fixed_only, True
     t0 = time.perf_counter()
     cb = _Counted(f, seed_pd=True, limits=setup.limits, speculate=SPECULATE)
     # the start check's evaluation is the fit's first one
@@ -483,6 +497,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         except _SeedMisled:
             cb.abort_on_bad, cb.bad = False, None
             m, _ = _minuit(setup, cb, setup.start, True, strategy, tol)
+            cb.seed_from(setup.start, seed_matrix if seed_matrix is not None else
+                         _seed_function(f))
             m.migrad(ncall=ncall)
         finally:
             cb.abort_on_bad = False

@@ -393,11 +393,16 @@ class Function:
 
     def subsample(self, stride):
         """This Function on every `stride`-th block of 1024 events, its event sums scaled to all
-        events: an unbiased estimate of the value and its derivatives at about 1/`stride` of
-        the cost (a fit's first steps need no more). Terms outside the event sums (constraints,
-        the Poisson term of an extended likelihood) are exact; ``n_events`` stays the total.
+        events: an estimate of the value and its derivatives at about 1/`stride` of the cost
+        (a fit's seed needs no more). It is unbiased when the order of the events has nothing
+        to do with the blocks; events sorted or concatenated by category are sampled
+        systematically, and a category shorter than the stride's span can be missed. Terms
+        outside the event sums (constraints, the Poisson term of an extended likelihood) are
+        exact; ``n_events`` stays the total.
 
-        Shares the data (no copy) and the lowered tapes; stride 1 gives the full Function.
+        Shares the data (no copy) and the lowered tapes; stride 1 gives the full Function, and
+        the stride applies to the full data (``f.subsample(2).subsample(4)`` is
+        ``f.subsample(4)``). Saved and pickled with it.
 
         Parameters
         ----------

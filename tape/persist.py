@@ -47,6 +47,7 @@ def _header(f, include_data):
         "memory_limit": f._memory_limit,
         "data": sorted(f._data) if include_data else None,
         "n_events": f._n_events if include_data else None,
+        "stride": f._stride,
     }
 
 
@@ -117,8 +118,11 @@ def loads(blob, what="the data"):
         n_events = int(header["n_events"])
     else:
         data, n_events = None, 0
+    stride = header.get("stride", 1)
+    if not isinstance(stride, int) or stride < 1:
+        raise TapeFileError(f"{what} holds an invalid subsample stride {stride!r}")
     return Function(graph, int(header["out"]), data, n_events, header.get("chunk_size"),
-                    header.get("memory_limit"), _shared=shared)
+                    header.get("memory_limit"), _shared=shared, _stride=stride)
 
 
 def load(path):

@@ -45,8 +45,9 @@ class FitResult:
     behind the result (for MINOS, contours and plots). ``nfcn``, ``ngrad`` and ``nhess`` count
     the evaluations the fit made: values alone, values with gradients (one replay each), and
     Hessians; an answer Minuit gets again at the same parameter vector is not counted twice.
-    ``hessian`` is the exact Hessian the errors come from (zero in the rows and columns of fixed
-    parameters): ``hessian_seed=`` of a neighbouring fit, e.g. the next point of a scan.
+    ``hessian`` is the exact Hessian where the errors were computed (zero in the rows and
+    columns of fixed parameters), for ``hessian_seed=`` of a neighbouring fit, e.g. the next
+    point of a scan.
     """
 
     def __init__(self, *, names, values, errors, covariance, fval, edm, valid, message, nfcn,

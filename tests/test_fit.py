@@ -359,3 +359,16 @@ def test_hessian_seed_must_fit(nll):
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         nll.fit(hessian_seed=bad)
+
+
+def test_hessian_seed_ignores_rows_of_fixed_parameters_and_takes_flags(nll):
+    best = nll.fit()
+    fixed = [n == "mu" for n in nll.names]
+    mu = nll.names.index("mu")
+    seed = np.array(best.hessian)
+    seed[mu, :] = seed[:, mu] = np.nan
+    for method in ("migrad", "newton"):
+        r = nll.fit(np.array(best.values), fixed=fixed, hessian_seed=seed, method=method)
+        assert r.valid and abs(r.fval - best.fval) < 1e-6
+    for flag in (None, 0, 1, np.True_):
+        assert nll.fit(np.array(best.values), hessian_seed=flag).valid
