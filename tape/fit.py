@@ -475,6 +475,12 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     if not np.isfinite(v0):
         raise ValueError(f"the function is not finite at the start values "
                          f"{dict(zip(setup.names, setup.start))}: {v0}")
+    g0 = cb.grad(setup.start)
+    steep = [setup.names[i] for i in setup.free if not np.isfinite(g0[i])]
+    if steep:
+        raise ValueError(f"the gradient is not finite at the start values for {steep} "
+                         f"({dict(zip(setup.names, setup.start))}): start where the function's "
+                         "slope is finite, e.g. inside a limit rather than on it")
     from .newton import newton
     if method == "newton":
         res = newton(setup, cb=cb, seed_hessian=seed_matrix)
@@ -515,6 +521,9 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     valid = bool(m.valid)
     if cb.bad is not None and not np.isfinite(cb.value(values)):
         valid, message = False, "the function became non-finite during the fit"
+    elif not np.all(np.isfinite(cb.grad(values)[setup.free])):
+        # (Minuit was shown zeros there: it may have stopped believing it had converged)
+        valid, message = False, "the gradient is not finite at the end point"
     elif cb.bad is not None:
         message = "the function was non-finite at some trial points; Minuit stepped back"
     if not valid and not message:

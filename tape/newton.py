@@ -294,7 +294,11 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         # errors from the exact Hessian: the last one if it was evaluated at the end point or
         # where the EDM was below near_goal, else one more at the end point
         h_free = h_exact if (near or b_here) and h_exact is not None else exact_hessian(xf)
-        if np.all(np.linalg.eigvalsh(h_free) > 0):
+        if not np.all(np.isfinite(h_free)):
+            valid = False
+            message = message or "the Hessian is not finite at the end point"
+            cov[np.ix_(free, free)] = np.nan
+        elif np.all(np.linalg.eigvalsh(h_free) > 0):
             cov[np.ix_(free, free)] = 2.0 * errordef * np.linalg.inv(h_free)
         else:
             valid = False
@@ -303,7 +307,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     if not np.isfinite(v):
         valid, message = False, "the function is not finite at the end point"
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    if free.size and not valid:
+    if free.size and not valid and np.all(np.isfinite(h_free)):
         # parameters that move along a direction without positive curvature have no error
         w, vecs = np.linalg.eigh(h_free)
         flat = w <= 1e-12 * max(abs(w).max(), 1e-300)

@@ -372,3 +372,22 @@ def test_hessian_seed_ignores_rows_of_fixed_parameters_and_takes_flags(nll):
         assert r.valid and abs(r.fval - best.fval) < 1e-6
     for flag in (None, 0, 1, np.True_):
         assert nll.fit(np.array(best.values), hessian_seed=flag).valid
+
+
+def test_infinite_slope_on_a_limit():
+    """sqrt of a parameter whose limit is 0: a start on the limit has an infinite gradient (a
+    clear error, not Minuit's NaN steps ending 'valid' at the start); starts just inside reach
+    the minimum or say they did not."""
+    x = np.random.default_rng(1).normal(1.0, 2.0, 100)
+    f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2) * 0.5 + 30 * (np.sqrt(p[1]) - 1.5) ** 2,
+                    [0.0, 1.0], data={"x": x})
+    best = tape.fit(f, [0.0, 1.0], limits=[None, (0.0, None)])
+    assert best.valid
+    for lim in ((0.0, None), (0.0, 10.0)):
+        for method in ("migrad", "newton"):
+            with pytest.raises(ValueError, match="gradient is not finite at the start"):
+                tape.fit(f, [0.0, 0.0], limits=[None, lim], method=method)
+            for s in (1e-14, 1e-6):
+                with np.errstate(all="ignore"):
+                    r = tape.fit(f, [0.0, s], limits=[None, lim], method=method)
+                assert (not r.valid and r.message) or abs(r.fval - best.fval) < 1e-6
