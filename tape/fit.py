@@ -414,7 +414,7 @@ def _minuit(setup, cb, values, use_hessian, strategy, tol):
 
 @single_threaded_blas
 def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessian_seed=True,
-        errordef=None, strategy=0, tol=None, ncall=None):
+        errordef=None, strategy=0, tol=None, ncall=None, final_hessian=True):
     """Minimize a recorded NLL; errors from its exact Hessian at the minimum.
 
     Parameters
@@ -431,8 +431,12 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     hessian_seed : bool or (n, n) array
         Seed Migrad with the exact Hessian at the start (made positive definite if it is not);
         or with this matrix instead, e.g. the ``hessian`` of a fit at a neighbouring point of
-        a scan (Newton takes it as its first model). The errors always come from the exact
-        Hessian at the minimum.
+        a scan (Newton takes it as its first model).
+    final_hessian : bool
+        Errors and covariance from the exact Hessian at the reported minimum (default). False
+        takes them from the last exact Hessian of the minimization, evaluated within Minuit's
+        tolerance of the minimum: one Hessian fewer, for scans that only need the minimum
+        (the errors can then be off by percents near a degenerate minimum).
     errordef : float, optional
         0.5 for NLLs (the default, or ``f.errordef``), 1 for chi-square.
 
@@ -483,7 +487,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                          "slope is finite, e.g. inside a limit rather than on it")
     from .newton import newton
     if method == "newton":
-        res = newton(setup, cb=cb, seed_hessian=seed_matrix)
+        res = newton(setup, cb=cb, seed_hessian=seed_matrix, final_hessian=final_hessian)
         res.time = time.perf_counter() - t0
         return res
     m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
@@ -529,12 +533,12 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     if not valid and not message:
         message = _minuit_message(m)
     # Migrad stops once its estimated distance to the minimum (EDM) is below its goal; exact
-    # Newton steps from there take the rest of the way to rounding level, at the cost of one
-    # Hessian, which the errors need anyway: it is evaluated at Migrad's end point (within
-    # Minuit's tolerance of the minimum, where a HESSE would be), unless the exact EDM there
-    # is above that tolerance, and then where it is below
+    # Newton steps from there take the rest of the way to rounding level, with the exact
+    # Hessian at Migrad's end point (within Minuit's tolerance of the minimum, where a HESSE
+    # would be; or, if the exact EDM there is above that tolerance, where it is below); the
+    # errors come from the exact Hessian at the end point (final_hessian)
     res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
-                 min_steps=1, max_iter=FINISH_ITER)
+                 min_steps=1, max_iter=FINISH_ITER, final_hessian=final_hessian)
     if not res.valid and valid and res.fval >= m.fval - 0.01 * setup.errordef:
         # a degenerate minimum (e.g. two components of a mixture that coincide, a parameter at
         # its limit): the exact steps cannot converge, but no lower point exists either. Minuit's

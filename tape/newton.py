@@ -162,7 +162,7 @@ NEAR = 100.0
 
 
 def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal=None,
-           min_steps=0, seed_hessian=None):
+           min_steps=0, seed_hessian=None, final_hessian=True):
     """Trust-region Newton on a ``tape.fit.FitSetup``; returns a FitResult.
 
     Each iteration solves the trust-region subproblem of the quadratic model in Minuit's internal
@@ -172,10 +172,13 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     steps cost one value-and-gradient. The exact Hessian is evaluated again where the model
     predicted the last step badly, where the model is not positive definite, and where the model
     first puts the minimum within NEAR * edm_goal: the steps from there on need no further
-    Hessian, and the errors come from that one (its point is within EDM 1e-5 * errordef of the
-    end point, 20 times closer than Minuit's own tolerance). The fit ends when the EDM is below
-    `edm_goal` (default 1e-7 * errordef): every method then ends at the same minimum to
-    rounding level.
+    Hessian. The fit ends when the EDM is below `edm_goal` (default 1e-7 * errordef): every
+    method then ends at the same minimum to rounding level. The errors come from the exact
+    Hessian at the end point (`final_hessian`; one more Hessian where the last one was
+    evaluated a step before: near a degenerate minimum the covariance changes by tens of
+    percent over a hundredth of a standard deviation), or with ``final_hessian=False`` from
+    the last one evaluated (within EDM NEAR * edm_goal of the end point), when only the
+    minimum matters.
 
     `start` (default ``setup.start``) and `cb` (a ``tape.fit._Counted``, whose cache and call
     counts are shared) let the Migrad path finish with these steps from Migrad's end point, with
@@ -293,7 +296,8 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     if free.size:
         # errors from the exact Hessian: the last one if it was evaluated at the end point or
         # where the EDM was below near_goal, else one more at the end point
-        h_free = h_exact if (near or b_here) and h_exact is not None else exact_hessian(xf)
+        last = near or b_here if not final_hessian else b_here
+        h_free = h_exact if last and h_exact is not None else exact_hessian(xf)
         if not np.all(np.isfinite(h_free)):
             valid = False
             message = message or "the Hessian is not finite at the end point"

@@ -1,7 +1,9 @@
 """Profile-likelihood scans that reuse one recorded tape.
 
 Each point fixes the scanned parameter and minimizes the others, warm-started from the
-neighbouring point's minimum and seeded with its exact Hessian; nothing is recorded again. The result holds the Delta(2 NLL) curve and its
+neighbouring point's minimum and seeded with its exact Hessian; nothing is recorded again. The
+curve needs the minima only: the errors of each point's fit come from its last exact Hessian
+(``final_hessian=False``); the global fit's are exact at its minimum. The result holds the Delta(2 NLL) curve and its
 crossings of 1 and 4 (the 1 and 2 sigma intervals for one parameter).
 """
 import sys
@@ -164,7 +166,7 @@ def profile(f, param, values, *, start, names=None, limits=None, fixed=None, met
         for i in order:
             x[idx] = values[i]
             x = np.clip(x, [l for l, _ in setup.limits], [h for _, h in setup.limits])
-            r = fit(f, x, fixed=fixed_scan, hessian_seed=seed, **kw)
+            r = fit(f, x, fixed=fixed_scan, hessian_seed=seed, final_hessian=False, **kw)
             fits[i], fvals[i] = r, r.fval
             if r.valid:
                 x = np.array(r.values)

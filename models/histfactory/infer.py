@@ -103,8 +103,10 @@ class Hypotester:
         if poi_value is not None:
             start, seed = self._start(nll, poi_value)
             fixed[self.poi] = True
+        # the test statistics need the minima only: the errors may come from the last exact
+        # Hessian of each fit (final_hessian=False), one Hessian fewer per fit
         r = tape.fit(nll.function, start, names=nll.names, limits=self.bounds, fixed=fixed,
-                     method=self.method, errordef=0.5, hessian_seed=seed)
+                     method=self.method, errordef=0.5, hessian_seed=seed, final_hessian=False)
         if r.valid:
             self._minima.setdefault(id(nll), []).append((r.values[self.poi], r))
         return r
