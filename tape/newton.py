@@ -239,6 +239,12 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         edm = model.edm
         if b_here and edm < near_goal:
             near = True
+        if edm < edm_goal and final_hessian and not b_here:
+            # the model (SR1-updated since the last exact Hessian) puts the end here: the exact
+            # Hessian at this point checks that, and gives the errors
+            h_exact = exact_hessian(xf)
+            b, b_here, refresh = h_exact.copy(), True, False
+            continue
         if edm < edm_goal and near:
             valid = True
             if min_steps and it == 0:
@@ -250,7 +256,8 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                     t, xf, v, g, d1, d2 = t + s, xn, vn, gn, d1n, d2n
                     b_here = False
             break
-        if not b_here and (refresh or not model.pd or (edm < near_goal and not near)):
+        if not b_here and (refresh or not model.pd
+                           or (edm < near_goal and not near and not final_hessian)):
             h_exact = exact_hessian(xf)
             b, b_here, refresh, near = h_exact.copy(), True, False, False
             continue
