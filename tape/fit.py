@@ -304,9 +304,11 @@ class _Counted:
             raise _SeedMisled()
 
     def _seen(self, v):
-        if np.isfinite(v):
-            self.vmin = min(self.vmin, v)
-            self.vmax = max(self.vmax, v)
+        if math.isfinite(v):
+            if v < self.vmin:
+                self.vmin = v
+            if v > self.vmax:
+                self.vmax = v
 
     def wall(self):
         """What Minuit is told where the function is not finite: a value above every finite one
@@ -319,7 +321,7 @@ class _Counted:
     def minuit_value(self, x):
         """The value for Minuit: the wall where the function is not finite."""
         v = self.value(x)
-        return v if np.isfinite(v) else self.wall()
+        return v if math.isfinite(v) else self.wall()
 
     def minuit_grad(self, x):
         """The gradient for Minuit (zeros where it is not finite: Minuit only asks there when
@@ -347,7 +349,7 @@ class _Counted:
         g.setflags(write=False)
         self._grad = (key, v, g)
         self._seen(v)
-        if not np.isfinite(v):
+        if not math.isfinite(v):
             self._non_finite(x)
         return v, g
 
