@@ -364,7 +364,13 @@ class _Counted:
             return out.copy()
         h = self.raw_hessian(x, seed=True)
         if self.limits is not None and any(math.isfinite(v) for lim in self.limits for v in lim):
-            h = h + np.diag(limit_curvature(x, self.grad(x), self.limits))
+            c = limit_curvature(x, self.grad(x), self.limits)
+            if self.seed_pd:
+                # a negative term (the gradient points away from the limit) grows without
+                # bound next to the limit; made positive with the rest, it would pin the
+                # parameter where it is: it is kept within the parameter's own curvature
+                c = np.maximum(c, -np.abs(np.diag(h)))
+            h = h + np.diag(c)
         if self.seed_pd:
             h = make_positive_definite(h)
         if self.free is not None:
@@ -457,6 +463,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     (True, 1.0)
     """
     setup = prepare(f, start, names, limits, fixed, errordef)
+    setup.start = _off_the_limits(setup)
     if method not in ("migrad", "newton"):
         raise ValueError(f"unknown method {method!r}: use 'migrad' or 'newton'")
     seed_matrix = None
@@ -551,6 +558,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     elif not res.valid:
         valid = False
         message = message or res.message
+    else:
+        message = message or res.message
     return FitResult(names=setup.names, values=np.array(res.values), errors=np.array(res.errors),
                      covariance=res.covariance, fval=res.fval, edm=res.edm, valid=valid,
                      message=message, nfcn=cb.nfcn, ngrad=cb.ngrad, nhess=cb.nhess,
@@ -579,6 +588,26 @@ def _migrad_minimum(setup, cb, m, values):
     hessian[np.ix_(free, free)] = h
     return SimpleNamespace(values=values, errors=errors, covariance=cov, fval=float(m.fval),
                            edm=float(m.fmin.edm), message=message, hessian=hessian)
+
+
+def _off_the_limits(setup):
+    """The start, with free parameters that sit exactly on a limit moved inside by 1e-3 in
+    Minuit's internal coordinate (5e-7 of the range for two limits, 5e-7 for one): on the limit
+    the transformation's derivative vanishes, so the internal gradient is zero whatever the
+    function does, and a gradient-based step never leaves it."""
+    x = setup.start.copy()
+    d = 1e-3
+    for i in setup.free:
+        lo, hi = setup.limits[i]
+        if math.isfinite(lo) and math.isfinite(hi):
+            if x[i] == lo or x[i] == hi:
+                t = (math.pi / 2 - d) * (1.0 if x[i] == hi else -1.0)
+                x[i] = lo + 0.5 * (hi - lo) * (math.sin(t) + 1.0)
+        elif math.isfinite(lo) and x[i] == lo:
+            x[i] = lo - 1.0 + math.sqrt(d * d + 1.0)
+        elif math.isfinite(hi) and x[i] == hi:
+            x[i] = hi + 1.0 - math.sqrt(d * d + 1.0)
+    return x
 
 
 def _minuit_message(m):

@@ -230,7 +230,10 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         gi = d1 * g[free]
         hi = (d1[:, None] * b * d1[None, :]) + np.diag(g[free] * d2)
         if scale is None or b_here:
-            scale = np.sqrt(np.maximum(np.abs(np.diag(hi)), 1e-300))
+            dh = np.abs(np.diag(hi))
+            # floored relative to the largest: a parameter without curvature at this point
+            # (e.g. a mean while its fraction is 0) must not get a scale of 1e-150
+            scale = np.sqrt(np.maximum(dh, max(1e-12 * dh.max(), 1e-300)))
         # the model in scaled coordinates (the EDM does not depend on the scaling)
         gu = gi / scale
         hu = hi / np.outer(scale, scale)
@@ -312,9 +315,23 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         elif np.all(np.linalg.eigvalsh(h_free) > 0):
             cov[np.ix_(free, free)] = 2.0 * errordef * np.linalg.inv(h_free)
         else:
-            valid = False
-            message = message or "the Hessian at the end point is not positive definite"
-            cov[np.ix_(free, free)] = 2.0 * errordef * np.linalg.pinv(h_free)
+            # a minimum on a limit: there the external Hessian need not be positive definite,
+            # but the internal one (with the transformation's curvature term) is; errors then
+            # go through the transformation, as Minuit's do
+            hi = d1[:, None] * h_free * d1[None, :] + np.diag(g[free] * d2)
+            hi = 0.5 * (hi + hi.T)
+            rel = np.abs(d1) / np.where(tr.both, tr.half, 1.0)
+            at = [names[free[i]] for i in np.flatnonzero((tr.both | tr.lower | tr.upper)
+                                                          & (rel < 1e-2))]
+            if valid and at and np.all(np.isfinite(hi)) and np.linalg.eigvalsh(hi)[0] > 0:
+                cov[np.ix_(free, free)] = 2.0 * errordef * (d1[:, None] * np.linalg.inv(hi)
+                                                            * d1[None, :])
+                message = (message or f"parameters at a limit: {', '.join(at)} (errors through "
+                           "the limit transformation, as Minuit's)")
+            else:
+                valid = False
+                message = message or "the Hessian at the end point is not positive definite"
+                cov[np.ix_(free, free)] = 2.0 * errordef * np.linalg.pinv(h_free)
     if not np.isfinite(v):
         valid, message = False, "the function is not finite at the end point"
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))

@@ -378,9 +378,9 @@ def test_hessian_seed_ignores_rows_of_fixed_parameters_and_takes_flags(nll):
 
 
 def test_infinite_slope_on_a_limit():
-    """sqrt of a parameter whose limit is 0: a start on the limit has an infinite gradient (a
-    clear error, not Minuit's NaN steps ending 'valid' at the start); starts just inside reach
-    the minimum or say they did not."""
+    """sqrt of a parameter whose limit is 0: a start on the limit moves just inside (the
+    internal gradient vanishes on it), where the slope is finite; a start where the gradient
+    is infinite is a clear error (it was Minuit's NaN steps ending 'valid' at the start)."""
     x = np.random.default_rng(1).normal(1.0, 2.0, 100)
     f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2) * 0.5 + 30 * (np.sqrt(p[1]) - 1.5) ** 2,
                     [0.0, 1.0], data={"x": x})
@@ -388,12 +388,16 @@ def test_infinite_slope_on_a_limit():
     assert best.valid
     for lim in ((0.0, None), (0.0, 10.0)):
         for method in ("migrad", "newton"):
-            with pytest.raises(ValueError, match="gradient is not finite at the start"):
-                tape.fit(f, [0.0, 0.0], limits=[None, lim], method=method)
-            for s in (1e-14, 1e-6):
+            for s in (0.0, 1e-14, 1e-6):
                 with np.errstate(all="ignore"):
                     r = tape.fit(f, [0.0, s], limits=[None, lim], method=method)
                 assert (not r.valid and r.message) or abs(r.fval - best.fval) < 1e-6
+    g = tape.record(lambda p, x: np.sum((x - p[0]) ** 2) * 0.5 + 30 * np.sqrt(np.abs(p[1] - 1)),
+                    [0.0, 2.0], data={"x": x})
+    for method in ("migrad", "newton"):
+        with pytest.raises(ValueError, match="gradient is not finite at the start"), \
+                np.errstate(all="ignore"):
+            tape.fit(g, [0.0, 1.0], limits=[None, (0.0, 10.0)], method=method)
 
 
 def test_toy_errors_are_those_of_the_exact_hessian_at_the_minimum():

@@ -42,7 +42,8 @@ unary("log1p",      np.log1p,           lambda g, ans, x: g / (x + 1.0),        
 unary("expm1",      np.expm1,           lambda g, ans, x: g * (ans + 1.0),             lambda t, ans, x: t * (ans + 1.0))
 unary("sqrt",       np.sqrt,            lambda g, ans, x: g * 0.5 / ans,               lambda t, ans, x: t * 0.5 / ans)
 unary("square",     np.square,          lambda g, ans, x: g * (2.0 * x),               lambda t, ans, x: t * (2.0 * x))
-unary("reciprocal", np.reciprocal,      lambda g, ans, x: -g * T.square(ans),          lambda t, ans, x: -t * T.square(ans))
+# (g ans) ans, not g ans^2: ans^2 overflows for |x| < 1.5e-154 where the product does not
+unary("reciprocal", np.reciprocal,      lambda g, ans, x: -((g * ans) * ans),          lambda t, ans, x: -((t * ans) * ans))
 unary("abs",        np.abs,             lambda g, ans, x: g * T.sign(x),               lambda t, ans, x: t * T.sign(x))
 unary("sign",       np.sign,            None,                                          None)
 unary("sin",        np.sin,             lambda g, ans, x: g * T.cos(x),                lambda t, ans, x: t * T.cos(x))

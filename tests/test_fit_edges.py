@@ -1,0 +1,114 @@
+"""Fits at the edges: far tails, starts and minima on limits, parameters without curvature.
+
+Each case was found by probing the fitter against iminuit; each test fails on the code before
+its fix.
+"""
+import math
+
+import numpy as np
+import pytest
+from iminuit import Minuit
+
+import tape
+from tape.fit import _Counted, _off_the_limits, prepare
+
+
+def minuit_reference(f, start, limits):
+    m = Minuit(lambda p: f(np.asarray(p)), np.array(start, float),
+               grad=lambda p: f.grad(np.asarray(p)))
+    m.errordef = 0.5
+    m.limits = limits
+    m.migrad()
+    m.hesse()
+    return m
+
+
+@pytest.mark.parametrize("c", [300.0, 360.0, 700.0])
+def test_hessian_of_a_log_of_a_tiny_density_is_finite(c):
+    """d2 log(u) needs 1/u^2, which overflows for u < 1.5e-154 although the result does not:
+    the reciprocal's rules multiply by 1/u twice."""
+    f = tape.record(lambda p, x: tape.sum(tape.log(tape.exp(-c * p[0] * x))), np.array([1.0]),
+                    data={"x": np.ones(3)})
+    h = f.hessian(np.array([1.0]))
+    assert np.all(np.isfinite(h)) and abs(h[0, 0]) < 1e-8
+
+
+def mixture(p, x):
+    f, mu = p
+    g = np.exp(-0.5 * ((x - mu) / 0.5) ** 2) / (0.5 * np.sqrt(2 * np.pi))
+    return -np.sum(np.log(f * g + (1 - f) * 0.1))
+
+
+@pytest.fixture(scope="module")
+def mix():
+    rng = np.random.default_rng(10)
+    x = np.concatenate([rng.normal(5, 0.5, 1500), rng.uniform(0, 10, 3500)])
+    return tape.record(mixture, np.array([0.3, 5.0]), data={"x": x})
+
+
+def test_an_event_far_in_a_tail_keeps_the_hessian_finite():
+    """Two narrow Gaussians and one event 27 sigma from both: its density underflows past
+    1e-154; the fits must converge (they raised LinAlgError from eigh on a NaN Hessian)."""
+    from models import Gaussian, Observable, Parameter, SumPdf, UnbinnedNLL
+    rng = np.random.default_rng(7)
+    x = Observable("x", (0.0, 10.0))
+    model = SumPdf([Gaussian(x, Parameter("m1", 4.0, (0, 10)), Parameter("s1", 0.1, (0.01, 1))),
+                    Gaussian(x, Parameter("m2", 4.5, (0, 10)), Parameter("s2", 0.2, (0.01, 1)))],
+                   [Parameter("f", 0.5, (0, 1))])
+    data = np.concatenate([rng.normal(4.0, 0.1, 1000), rng.normal(4.5, 0.2, 1000), [9.9]])
+    nll = UnbinnedNLL(model, data)
+    assert np.all(np.isfinite(nll.hessian(nll.start)))
+    ref = minuit_reference(nll.function, nll.start, [p.limits for p in nll.parameters])
+    for method in ("migrad", "newton"):
+        r = nll.fit(method=method)
+        assert r.valid and abs(r.fval - ref.fval) < 1e-4 and r.fval <= ref.fval + 1e-6
+        np.testing.assert_allclose(np.array(r.errors), np.array(ref.errors), rtol=1e-2)
+
+
+def test_a_start_on_a_limit_is_moved_just_inside(mix):
+    setup = prepare(mix, [0.0, 10.0], limits=[(0, 1), (0, 10)])
+    x = _off_the_limits(setup)
+    assert 0 < x[0] < 1e-6 and 10 - 1e-5 < x[1] < 10
+    one_sided = prepare(mix, [0.0, 5.0], limits=[(0, None), None])
+    assert 0 < _off_the_limits(one_sided)[0] < 1e-6
+    fixed = prepare(mix, [0.0, 5.0], limits=[(0, 1), None], fixed=[True, False])
+    assert _off_the_limits(fixed)[0] == 0.0            # fixed parameters stay where they are
+    inside = prepare(mix, [0.3, 5.0], limits=[(0, 1), (0, 10)])
+    assert np.array_equal(_off_the_limits(inside), [0.3, 5.0])
+
+
+def test_the_seed_does_not_pin_a_parameter_next_to_its_limit(mix):
+    """Near a limit, with the gradient pointing inside, the transformation's curvature term is
+    huge and negative: made positive it pinned the parameter (Migrad then never moved it)."""
+    lims = [(0, 1), (0, 10)]
+    x = _off_the_limits(prepare(mix, [0.3, 10.0], limits=lims))
+    cb = _Counted(mix, seed_pd=True, limits=lims)
+    seed = cb.hessian(x)
+    exact = np.abs(np.diag(mix.hessian(x)))
+    assert seed[1, 1] < 1e3 * exact.max()
+
+
+def test_newton_from_a_start_where_a_parameter_has_no_curvature(mix):
+    """A fraction at 0 leaves the mean without curvature: its scale must not be 1e-150."""
+    ref = minuit_reference(mix, [0.3, 5.0], [(0, 1), (0, 10)])
+    for start in ([0.0, 5.0], [1e-9, 5.0]):
+        r = tape.fit(mix, start, limits=[(0, 1), None], method="newton")
+        assert r.valid and abs(r.fval - ref.fval) < 1e-6
+
+
+def test_minimum_on_a_limit_gives_errors_through_the_transformation():
+    """A width whose best value lies below its lower limit: the fit ends on the limit, where the
+    external Hessian is not positive definite; like Minuit, the errors go through the limit
+    transformation, and the other parameter's error is Minuit's."""
+    y = np.random.default_rng(1).normal(0, 0.1, 3000)
+    f = tape.record(lambda p, y: np.sum(0.5 * ((y - p[0]) / p[1]) ** 2 + np.log(p[1])),
+                    np.array([0.0, 1.0]), data={"y": y})
+    limits = [None, (0.5, 5)]
+    ref = minuit_reference(f, [0.3, 1.0], limits)
+    for method in ("migrad", "newton"):
+        r = tape.fit(f, [0.3, 1.0], limits=limits, method=method)
+        assert r.valid, r.message
+        assert "limit" in r.message
+        assert abs(r.values[1] - 0.5) < 1e-6 and r.fval <= ref.fval + 1e-6   # (Minuit stops at EDM 1e-5)
+        assert r.errors[0] == pytest.approx(ref.errors[0], rel=1e-2)
+        assert r.errors[1] < 1e-3 and math.isfinite(r.errors[1])
