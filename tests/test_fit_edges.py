@@ -112,3 +112,53 @@ def test_minimum_on_a_limit_gives_errors_through_the_transformation():
         assert abs(r.values[1] - 0.5) < 1e-6 and r.fval <= ref.fval + 1e-6   # (Minuit stops at EDM 1e-5)
         assert r.errors[0] == pytest.approx(ref.errors[0], rel=1e-2)
         assert r.errors[1] < 1e-3 and math.isfinite(r.errors[1])
+
+
+def test_log_erfc_far_in_the_tail():
+    from scipy import special
+    from models.pdfs.gaussian import log_erfc
+    for z in (0.0, 0.5, 3.0, 19.99, 20.0, 20.01, 26.6, 40.0, 300.0):
+        reference = math.log(special.erfcx(z)) - z * z
+        assert float(log_erfc(np.float64(z))) == pytest.approx(reference, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("lo,hi", [(45.0, 46.0), (-50.0, -49.0), (30.0, 31.0), (2.0, 3.0),
+                                   (-1.0, 1.0), (-0.5, 3.0), (5.0, 5.0001)])
+def test_gaussian_bin_integral_far_in_the_tails(lo, hi):
+    """A bin tens of standard deviations out: erfc underflows to 0 past 26.6, the log of the
+    integral must not (it gave -inf and NaN derivatives)."""
+    from scipy import special
+    from models.pdfs.gaussian import log_gauss_integral
+    m, s = 0.1, 1.1
+    a, b = (lo - m) / (s * math.sqrt(2)), (hi - m) / (s * math.sqrt(2))
+    if a < 0 and b <= 0:
+        a, b = -b, -a
+    if a >= 0:      # one tail: erfc(a) - erfc(b) = exp(-a^2) (erfcx(a) - erfcx(b) exp(a^2 - b^2))
+        diff_log = -a * a + math.log(special.erfcx(a) - special.erfcx(b) * math.exp(a * a - b * b))
+    else:
+        diff_log = math.log(special.erf(b) - special.erf(a))
+    reference = math.log(s * math.sqrt(math.pi / 2)) + diff_log
+    f = tape.record(lambda p: log_gauss_integral(p[0], p[1], lo, hi), np.array([m, s]))
+    p = np.array([m, s])
+    assert f(p) == pytest.approx(reference, rel=1e-10)
+    g, h = f.grad(p), f.hessian(p)
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(h))
+    eps = 1e-6
+    fd = [(f(p + e) - f(p - e)) / (2 * eps) for e in np.eye(2) * eps]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_binned_fit_with_empty_bins_far_in_a_tail():
+    """A narrow Gaussian histogrammed over a wide range: bins 30 sigma out have an expected
+    count of 1e-200 and less; Migrad ended at a wrong point with a non-finite gradient."""
+    from models import BinnedNLL, Gaussian, Observable, Parameter
+    rng = np.random.default_rng(6)
+    x = Observable("x", (0.0, 10.0))
+    g = Gaussian(x, Parameter("mu", 2.0, (0, 10)), Parameter("sigma", 2.0, (0.05, 5)))
+    counts, edges = np.histogram(rng.normal(7.0, 0.2, 500), 100, (0, 10))
+    nll = BinnedNLL(g, (counts, edges))
+    ref = minuit_reference(nll.function, nll.start, [p.limits for p in nll.parameters])
+    for method in ("migrad", "newton"):
+        r = nll.fit(method=method)
+        assert r.valid and abs(r.fval - ref.fval) < 1e-4 and r.fval <= ref.fval + 1e-6
+        np.testing.assert_allclose(np.array(r.errors), np.array(ref.errors), rtol=1e-2)

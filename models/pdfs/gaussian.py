@@ -8,26 +8,56 @@ import tape
 
 from .base import Pdf
 
-__all__ = ["Gaussian", "log_gauss_integral"]
+__all__ = ["Gaussian", "log_gauss_integral", "log_erfc"]
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
+
+
+# Above this argument erfc is replaced by its asymptotic series (erfc(26.6) underflows to 0).
+_TAIL = 20.0
+
+
+def log_erfc(z):
+    """log erfc(z), also far in the tail: log(erfc(z)) up to z = 20, above it the asymptotic
+    series exp(-z^2) / (z sqrt(pi)) (1 - 1/(2z^2) + 3/(4z^4) - ...), to 1e-12 at z = 20.
+
+    Each branch sees a clamped argument (the unused one stays finite, and so do derivatives).
+    """
+    near = tape.minimum(z, _TAIL)
+    far = tape.maximum(z, _TAIL)
+    u = 1.0 / tape.square(far) * 0.5                 # 1 / (2 z^2)
+    series = u * (-1.0 + u * (3.0 + u * (-15.0 + u * (105.0 + u * -945.0))))
+    asymptotic = -tape.square(far) - tape.log(far) - 0.5 * math.log(math.pi) + tape.log1p(series)
+    return tape.where(z > _TAIL, asymptotic, tape.log(tape.erfc(near)))
+
+
+def _log_tail_difference(a, b):
+    """log(erfc(a) - erfc(b)) for b >= a, precise however far both are in the upper tail."""
+    la, lb = log_erfc(a), log_erfc(b)
+    return la + tape.log(-tape.expm1(lb - la))
 
 
 def log_gauss_integral(mean, sigma, lo, hi):
     """log of the integral of exp(-((x - mean)/sigma)^2 / 2) over [lo, hi].
 
     The difference of erf values loses all precision when both ends sit in the same tail; there
-    the difference of erfc values of the mirrored arguments is used instead (selected with
-    ``tape.where``, both branches finite).
+    the difference of erfc values of the mirrored arguments is used instead, in log space (a
+    bin 40 standard deviations out still has a finite log integral, and finite derivatives).
+    The branches are selected with ``tape.where``, each on arguments for which it is finite.
     """
     a = (lo - mean) / (sigma * _SQRT2)
     b = (hi - mean) / (sigma * _SQRT2)
-    upper = tape.erfc(a) - tape.erfc(b)           # accurate when a > 0 (upper tail)
-    lower = tape.erfc(-b) - tape.erfc(-a)         # accurate when b < 0 (lower tail)
-    central = tape.erf(b) - tape.erf(a)
-    diff = tape.where(a > 0.0, upper, tape.where(b < 0.0, lower, central))
-    return tape.log(sigma) + _LOG_SQRT_PI_2 + tape.log(diff)
+    upper_tail = a > 0.0
+    lower_tail = b < 0.0
+    # each tail branch on its own arguments where it is used, on (0, 1) where it is not (finite
+    # values and derivatives: a where() passes no NaN from the branch it does not take)
+    upper = _log_tail_difference(tape.where(upper_tail, a, 0.0), tape.where(upper_tail, b, 1.0))
+    lower = _log_tail_difference(tape.where(lower_tail, -b, 0.0), tape.where(lower_tail, -a, 1.0))
+    central = tape.log(tape.where(upper_tail, 1.0,
+                                  tape.where(lower_tail, 1.0, tape.erf(b) - tape.erf(a))))
+    log_diff = tape.where(upper_tail, upper, tape.where(lower_tail, lower, central))
+    return tape.log(sigma) + _LOG_SQRT_PI_2 + log_diff
 
 
 class Gaussian(Pdf):
