@@ -592,7 +592,7 @@ def _migrad_minimum(setup, cb, m, values):
 
 def _off_the_limits(setup):
     """The start, with free parameters that sit exactly on a limit moved inside by 1e-3 in
-    Minuit's internal coordinate (5e-7 of the range for two limits, 5e-7 for one): on the limit
+    Minuit's internal coordinate (2.5e-7 of the range for two limits, 5e-7 for one): on the limit
     the transformation's derivative vanishes, so the internal gradient is zero whatever the
     function does, and a gradient-based step never leaves it."""
     x = setup.start.copy()

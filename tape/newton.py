@@ -303,6 +303,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         message = f"EDM {edm:.2g} is above the goal {edm_goal:.2g} ({message})"
     n = xf.size
     cov = np.zeros((n, n))
+    limit_errors = None
     if free.size:
         # errors from the exact Hessian: the last one if it was evaluated at the end point or
         # where the EDM was below near_goal, else one more at the end point
@@ -323,9 +324,16 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             rel = np.abs(d1) / np.where(tr.both, tr.half, 1.0)
             at = [names[free[i]] for i in np.flatnonzero((tr.both | tr.lower | tr.upper)
                                                           & (rel < 1e-2))]
-            if valid and at and np.all(np.isfinite(hi)) and np.linalg.eigvalsh(hi)[0] > 0:
-                cov[np.ix_(free, free)] = 2.0 * errordef * (d1[:, None] * np.linalg.inv(hi)
-                                                            * d1[None, :])
+            wi = np.linalg.eigvalsh(hi) if np.all(np.isfinite(hi)) else np.array([-1.0])
+            if valid and at and wi[0] > 1e-8 * wi[-1]:
+                cov_int = 2.0 * errordef * np.linalg.inv(hi)
+                cov[np.ix_(free, free)] = d1[:, None] * cov_int * d1[None, :]
+                # the errors as Minuit's: the internal error mapped through the transformation
+                # both ways and averaged (the Jacobian alone is 0 on the limit)
+                t_end = tr.to_internal(xf[free])
+                sig = np.sqrt(np.diag(cov_int))
+                up, down = tr.to_external(t_end + sig)[0], tr.to_external(t_end - sig)[0]
+                limit_errors = 0.5 * (np.abs(up - xf[free]) + np.abs(down - xf[free]))
                 message = (message or f"parameters at a limit: {', '.join(at)} (errors through "
                            "the limit transformation, as Minuit's)")
             else:
@@ -335,6 +343,8 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     if not np.isfinite(v):
         valid, message = False, "the function is not finite at the end point"
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    if limit_errors is not None:
+        errors[free] = limit_errors
     if free.size and not valid and np.all(np.isfinite(h_free)):
         # parameters that move along a direction without positive curvature have no error
         w, vecs = np.linalg.eigh(h_free)

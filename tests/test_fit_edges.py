@@ -91,8 +91,10 @@ def test_the_seed_does_not_pin_a_parameter_next_to_its_limit(mix):
 def test_newton_from_a_start_where_a_parameter_has_no_curvature(mix):
     """A fraction at 0 leaves the mean without curvature: its scale must not be 1e-150."""
     ref = minuit_reference(mix, [0.3, 5.0], [(0, 1), (0, 10)])
-    for start in ([0.0, 5.0], [1e-9, 5.0]):
-        r = tape.fit(mix, start, limits=[(0, 1), None], method="newton")
+    # (the fraction is not on a limit here, so nothing moves it off 0 before Newton starts)
+    for limits in ([None, None], [(-0.5, 1), None]):
+        with np.errstate(all="ignore"):
+            r = tape.fit(mix, [0.0, 5.0], limits=limits, method="newton")
         assert r.valid and abs(r.fval - ref.fval) < 1e-6
 
 
@@ -111,7 +113,7 @@ def test_minimum_on_a_limit_gives_errors_through_the_transformation():
         assert "limit" in r.message
         assert abs(r.values[1] - 0.5) < 1e-6 and r.fval <= ref.fval + 1e-6   # (Minuit stops at EDM 1e-5)
         assert r.errors[0] == pytest.approx(ref.errors[0], rel=1e-2)
-        assert r.errors[1] < 1e-3 and math.isfinite(r.errors[1])
+        assert r.errors[1] == pytest.approx(ref.errors[1], rel=0.05)
 
 
 def test_log_erfc_far_in_the_tail():
