@@ -24,7 +24,8 @@ from .errors import DataError, ShapeError, TracingError
 from .fit import fit
 from .function import Function
 from .math import (abs, add, arctan, amax, amin, clip, concatenate, cos, cosh, digamma, divide, dot, erf,
-                   erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, logaddexp, logsumexp,
+                   erfc, exp, exp2, expm1, lgamma, log, log1p, log2, log10, log_ndtr, logaddexp,
+                   logsumexp,
                    matmul, maximum, mean, minimum, multiply, n_events, ndtr, negative, polygamma, polyval, power,
                    reshape, scatter_prod, sigmoid, sign, sin, sinh, softplus, spmv, sqrt, square, stack, stop_gradient,
                    subtract, sum, tanh, transpose, trigamma, where, xlogy)
@@ -44,7 +45,7 @@ __all__ = [
     "record", "Function", "Tracer", "fit", "FitResult", "profile", "ProfileResult", "save", "load", "TapeFileError", "set_num_threads", "get_num_threads", "TracingError", "ShapeError", "DataError", "check_grads",
     "numerical_grad", "abs", "add", "arctan", "amax", "amin", "clip", "concatenate", "cos", "cosh",
     "digamma", "divide", "dot", "erf", "erfc", "exp", "exp2", "expm1", "lgamma", "log", "log1p",
-    "log2", "log10", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
+    "log2", "log10", "log_ndtr", "logaddexp", "logsumexp", "matmul", "max", "maximum", "mean", "min",
     "minimum", "multiply", "n_events", "ndtr", "negative", "polygamma", "polyval", "power", "reshape", "scatter_prod", "sigmoid", "sign",
     "sin", "sinh", "softplus", "spmv", "sqrt", "square", "stack", "stop_gradient", "subtract", "sum",
     "tanh", "transpose", "trigamma", "where", "xlogy",

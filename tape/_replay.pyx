@@ -93,7 +93,8 @@ cdef enum:
     U_TRIGAMMA = 17
     U_RECIP = 18
     U_ARCTAN = 19
-    N_UNARY = 20
+    U_LOG_NDTR = 20
+    N_UNARY = 21
 
 cdef enum:
     B_ADD = 0
@@ -143,7 +144,7 @@ KINDS = dict(unary=K_UNARY, binary=K_BINARY, where=K_WHERE, sum_events=K_SUM_EVE
 UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt=U_SQRT,
              square=U_SQUARE, abs=U_ABS, sign=U_SIGN, sin=U_SIN, cos=U_COS, tanh=U_TANH,
              sigmoid=U_SIGMOID, erf=U_ERF, erfc=U_ERFC, lgamma=U_LGAMMA, digamma=U_DIGAMMA,
-             trigamma=U_TRIGAMMA, reciprocal=U_RECIP, arctan=U_ARCTAN)
+             trigamma=U_TRIGAMMA, reciprocal=U_RECIP, arctan=U_ARCTAN, log_ndtr=U_LOG_NDTR)
 BINARY = dict(add=B_ADD, sub=B_SUB, mul=B_MUL, div=B_DIV, pow=B_POW, maximum=B_MAX,
               minimum=B_MIN, gt=B_GT, ge=B_GE, lt=B_LT, le=B_LE, eq=B_EQ, ne=B_NE,
               logaddexp=B_LOGADDEXP)
@@ -186,7 +187,7 @@ cdef void _take_loop(object ufunc, loopfn* table, void** data, int slot) except 
     cdef cnp.ufunc u = ufunc
     cdef int i = _find_loop(u)
     if i < 0:
-        raise RuntimeError(f"numpy.{u.__name__} has no float64 inner loop")
+        raise RuntimeError(f"ufunc {u.__name__} has no float64 inner loop")
     table[slot] = <loopfn>u.functions[i]
     data[slot] = u.data[i]
 
@@ -202,6 +203,9 @@ def _init_loops():
                         square=np.square, abs=np.absolute, reciprocal=np.reciprocal,
                         arctan=np.arctan).items():
         _take_loop(u, U_LOOP, U_DATA, UNARY[name])
+    # scipy's log of the normal CDF (asymptotic in the lower tail), a ufunc like numpy's
+    from scipy import special
+    _take_loop(special.log_ndtr, U_LOOP, U_DATA, UNARY["log_ndtr"])
     for name, u in dict(add=np.add, sub=np.subtract, mul=np.multiply, div=np.divide,
                         pow=np.power, maximum=np.maximum, minimum=np.minimum,
                         logaddexp=np.logaddexp).items():
@@ -234,7 +238,7 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
     cdef bint vector = U_LOOP[fn] != NULL and (n >= SMALL or fn == U_EXP or fn == U_LOG
                                                or fn == U_LOG1P or fn == U_EXPM1
                                                or fn == U_SIN or fn == U_COS or fn == U_TANH
-                                               or fn == U_ARCTAN)
+                                               or fn == U_ARCTAN or fn == U_LOG_NDTR)
     if vector:
         args[0] = <char*>a
         args[1] = <char*>out

@@ -91,6 +91,8 @@ arctan = _unary("arctan", np.arctan, "Elementwise inverse tangent.")
 sigmoid = _unary("sigmoid", _special.expit, "The logistic function 1/(1 + exp(-x)), overflow-free.")
 erf = _unary("erf", _special.erf, "The error function.")
 erfc = _unary("erfc", _special.erfc, "The complementary error function 1 - erf(x), accurate in the tail.")
+log_ndtr = _unary("log_ndtr", _special.log_ndtr,
+                  "log of the standard normal CDF, accurate far into the lower tail (scipy's).")
 lgamma = _unary("lgamma", _special.gammaln, "log|Gamma(x)|.")
 digamma = _unary("digamma", _special.psi, "The digamma function, d lgamma/dx.")
 def polygamma(n, x):
@@ -627,7 +629,7 @@ UFUNCS = {
     "sinh": sinh, "cosh": cosh, "matmul": matmul,
     # scipy.special ufuncs
     "erf": erf, "erfc": erfc, "gammaln": lgamma, "psi": digamma, "expit": sigmoid,
-    "xlogy": xlogy, "ndtr": ndtr,
+    "xlogy": xlogy, "ndtr": ndtr, "log_ndtr": log_ndtr,
 }
 
 FUNCTIONS = {

@@ -189,6 +189,7 @@ UNARY = [
     ("tape.sigmoid", tape.sigmoid, [Domain("u5", uniform(-5, 5))], 1),
     ("erf", special.erf, [Domain("u6", uniform(-6, 6))], 1),
     ("erfc", special.erfc, [Domain("u6", uniform(-6, 6))], 2),
+    ("log_ndtr", special.log_ndtr, [Domain("u-40_6", uniform(-40, 6))], 1),
     ("lgamma", special.gammaln, [Domain("u0.1_20", uniform(0.1, 20))], 50),
     ("tape.lgamma", tape.lgamma, [Domain("u0.1_3", uniform(0.1, 3))], 3),
     ("digamma", special.psi, [Domain("u0.1_20", uniform(0.1, 20))], 12),

@@ -12,24 +12,13 @@ __all__ = ["Gaussian", "log_gauss_integral", "log_erfc"]
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
-
-
-# Above this argument erfc is replaced by its asymptotic series (erfc(26.6) underflows to 0).
-_TAIL = 20.0
+_LOG2 = math.log(2.0)
 
 
 def log_erfc(z):
-    """log erfc(z), also far in the tail: log(erfc(z)) up to z = 20, above it the asymptotic
-    series exp(-z^2) / (z sqrt(pi)) (1 - 1/(2z^2) + 3/(4z^4) - ...), to 1e-12 at z = 20.
-
-    Each branch sees a clamped argument (the unused one stays finite, and so do derivatives).
-    """
-    near = tape.minimum(z, _TAIL)
-    far = tape.maximum(z, _TAIL)
-    u = 1.0 / tape.square(far) * 0.5                 # 1 / (2 z^2)
-    series = u * (-1.0 + u * (3.0 + u * (-15.0 + u * (105.0 + u * -945.0))))
-    asymptotic = -tape.square(far) - tape.log(far) - 0.5 * math.log(math.pi) + tape.log1p(series)
-    return tape.where(z > _TAIL, asymptotic, tape.log(tape.erfc(near)))
+    """log erfc(z), also far in the tail where erfc underflows (past z = 26.6): through scipy's
+    log of the normal CDF, log erfc(z) = log 2 + log_ndtr(-z sqrt 2)."""
+    return _LOG2 + tape.log_ndtr(z * -_SQRT2)
 
 
 def _log_tail_difference(a, b):
@@ -50,13 +39,15 @@ def log_gauss_integral(mean, sigma, lo, hi):
     b = (hi - mean) / (sigma * _SQRT2)
     upper_tail = a > 0.0
     lower_tail = b < 0.0
-    # each tail branch on its own arguments where it is used, on (0, 1) where it is not (finite
-    # values and derivatives: a where() passes no NaN from the branch it does not take)
-    upper = _log_tail_difference(tape.where(upper_tail, a, 0.0), tape.where(upper_tail, b, 1.0))
-    lower = _log_tail_difference(tape.where(lower_tail, -b, 0.0), tape.where(lower_tail, -a, 1.0))
+    # one tail computation: the upper tail on (a, b), the lower one mirrored on (-b, -a), and on
+    # (0, 1) in the central case, where it is not used (finite values and derivatives: a where()
+    # passes no NaN from the branch it does not take)
+    near = tape.where(upper_tail, a, tape.where(lower_tail, -b, 0.0))
+    far = tape.where(upper_tail, b, tape.where(lower_tail, -a, 1.0))
+    tail = _log_tail_difference(near, far)
     central = tape.log(tape.where(upper_tail, 1.0,
                                   tape.where(lower_tail, 1.0, tape.erf(b) - tape.erf(a))))
-    log_diff = tape.where(upper_tail, upper, tape.where(lower_tail, lower, central))
+    log_diff = tape.where(upper_tail, tail, tape.where(lower_tail, tail, central))
     return tape.log(sigma) + _LOG_SQRT_PI_2 + log_diff
 
 

@@ -13,6 +13,7 @@ from .. import math as T
 from .core import defop, elementwise_shape
 
 SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def unary(name, impl, vjp, jvp):
@@ -55,6 +56,10 @@ unary("erf",        special.erf,        lambda g, ans, x: g * (SQRT_PI_2 * T.exp
                                         lambda t, ans, x: t * (SQRT_PI_2 * T.exp(-T.square(x))))
 unary("erfc",       special.erfc,       lambda g, ans, x: g * (-SQRT_PI_2 * T.exp(-T.square(x))),
                                         lambda t, ans, x: t * (-SQRT_PI_2 * T.exp(-T.square(x))))
+# log of the normal CDF; its derivative phi(x) / Phi(x) = exp(-x^2/2 - ans) / sqrt(2 pi) stays
+# finite in the lower tail, where Phi underflows
+unary("log_ndtr",   special.log_ndtr,   lambda g, ans, x: g * T.exp(-0.5 * T.square(x) - ans) * INV_SQRT_2PI,
+                                        lambda t, ans, x: t * T.exp(-0.5 * T.square(x) - ans) * INV_SQRT_2PI)
 unary("lgamma",     special.gammaln,    lambda g, ans, x: g * T.digamma(x),            lambda t, ans, x: t * T.digamma(x))
 unary("digamma",    special.psi,        lambda g, ans, x: g * T.polygamma(1, x),       lambda t, ans, x: t * T.polygamma(1, x))
 
