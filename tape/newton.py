@@ -259,8 +259,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                     t, xf, v, g, d1, d2 = t + s, xn, vn, gn, d1n, d2n
                     b_here = False
             break
-        if not b_here and (refresh or not model.pd
-                           or (edm < near_goal and not near and not final_hessian)):
+        if not b_here and (refresh or not model.pd or (edm < near_goal and not near)):
             h_exact = exact_hessian(xf)
             b, b_here, refresh, near = h_exact.copy(), True, False, False
             continue
