@@ -429,7 +429,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
     ----------
     f : tape.Function (or anything with ``__call__``, ``grad``, ``hessian``)
     start : array_like
-        Start values (inside `limits`).
+        Start values (inside `limits`; a free parameter exactly on a limit starts just inside,
+        1e-3 in Minuit's internal coordinate, where its internal gradient does not vanish).
     names : list of str, optional
     limits : list of (lo, hi) or None, optional
         Per parameter; None or infinite for an open side.
