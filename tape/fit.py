@@ -287,8 +287,7 @@ class _Counted:
             # Migrad asks for the gradient at most points whose value it asked for: one replay
             # for both costs less than two when a gradient costs under twice a value
             return self.value_and_grad(x)[0]
-        if self._seed_from[0] is not None and not self._at_seed(x):
-            self.seed_from(None, None)
+        self._leave_start(x)
         self.nfcn += 1
         v = self.f(x)
         self._value = (key, v)
@@ -329,16 +328,20 @@ class _Counted:
         g = self.grad(x)
         return g if np.all(np.isfinite(g)) else np.zeros_like(g)
 
+    def _leave_start(self, x):
+        """An evaluation away from the start: Minuit has left it, and the seed is spent (a
+        Hessian asked for at the start from now on, e.g. by a final HESSE where Migrad did not
+        move, is the exact one)."""
+        if self._seed_from[0] is not None and not self._at_seed(x):
+            self.seed_from(None, None)
+
     def _at_seed(self, x):
         skey = self._seed_from[0]
         return skey is not None and bool(np.all(np.abs(x - skey) <= 1e-12 * (1.0 + np.abs(skey))))
 
     def value_and_grad(self, x):
         x = np.ascontiguousarray(x, dtype=np.float64)
-        if self._seed_from[0] is not None and not self._at_seed(x):
-            # Minuit has left the start: the seed is spent (a Hessian asked for at the start
-            # from now on, e.g. by a final HESSE where Migrad did not move, is the exact one)
-            self.seed_from(None, None)
+        self._leave_start(x)
         key = x.tobytes()
         pk, v, g = self._grad
         if pk == key:
@@ -502,6 +505,9 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         return res
     m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
                         tol)
+    # where Minuit's seed Hessian at the start comes from: the given matrix, or a subsample of
+    # many events (None: the function itself)
+    seed_source = seed_matrix if seed_matrix is not None else _seed_function(f)
     if seeded and setup.free.size <= FULL_SEED_MAX:
         # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
         # Hessian first gives the start state its full inverse, which Migrad then starts from
@@ -509,7 +515,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # Where the start is far from quadratic (an indefinite Hessian made positive definite),
         # that inverse can send Migrad's first steps where the function is not finite, after
         # which it crawls back in thousands of calls: then it starts again with the diagonal.
-        cb.seed_from(setup.start, seed_matrix if seed_matrix is not None else _seed_function(f))
+        cb.seed_from(setup.start, seed_source)
         m.hesse()
         cb.abort_on_bad = True
         try:
@@ -517,15 +523,13 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         except _SeedMisled:
             cb.abort_on_bad, cb.bad = False, None
             m, _ = _minuit(setup, cb, setup.start, True, strategy, tol)
-            cb.seed_from(setup.start, seed_matrix if seed_matrix is not None else
-                         _seed_function(f))
+            cb.seed_from(setup.start, seed_source)
             m.migrad(ncall=ncall)
         finally:
             cb.abort_on_bad = False
             cb.seed_from(None, None)
     else:
-        cb.seed_from(setup.start, None if not seeded else
-                     seed_matrix if seed_matrix is not None else _seed_function(f))
+        cb.seed_from(setup.start, seed_source if seeded else None)
         try:
             m.migrad(ncall=ncall)
         finally:
@@ -556,10 +560,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # is positive definite and from Minuit where it is not
         res = _migrad_minimum(setup, cb, m, values)
         message = f"Migrad's minimum (the exact Newton finish: {res.message})"
-    elif not res.valid:
-        valid = False
-        message = message or res.message
     else:
+        valid = valid and res.valid
         message = message or res.message
     return FitResult(names=setup.names, values=np.array(res.values), errors=np.array(res.errors),
                      covariance=res.covariance, fval=res.fval, edm=res.edm, valid=valid,
@@ -596,18 +598,16 @@ def _off_the_limits(setup):
     Minuit's internal coordinate (2.5e-7 of the range for two limits, 5e-7 for one): on the limit
     the transformation's derivative vanishes, so the internal gradient is zero whatever the
     function does, and a gradient-based step never leaves it."""
+    from .newton import Transform
     x = setup.start.copy()
-    d = 1e-3
-    for i in setup.free:
-        lo, hi = setup.limits[i]
-        if math.isfinite(lo) and math.isfinite(hi):
-            if x[i] == lo or x[i] == hi:
-                t = (math.pi / 2 - d) * (1.0 if x[i] == hi else -1.0)
-                x[i] = lo + 0.5 * (hi - lo) * (math.sin(t) + 1.0)
-        elif math.isfinite(lo) and x[i] == lo:
-            x[i] = lo - 1.0 + math.sqrt(d * d + 1.0)
-        elif math.isfinite(hi) and x[i] == hi:
-            x[i] = hi + 1.0 - math.sqrt(d * d + 1.0)
+    free = setup.free
+    tr = Transform([setup.limits[i] for i in free])
+    on = (x[free] == tr.lo) | (x[free] == tr.hi)
+    if on.any():
+        t = tr.to_internal(x[free])
+        # two limits: t = +-pi/2 on them; one limit: t = 0 on it
+        t[on] = np.where(tr.both[on], t[on] - 1e-3 * np.sign(t[on]), 1e-3)
+        x[free[on]] = tr.to_external(t)[0][on]
     return x
 
 

@@ -22,7 +22,6 @@ class Transform:
     """
 
     def __init__(self, limits):
-        self.limits = limits
         lo = np.array([a for a, _ in limits], dtype=np.float64).reshape(-1)
         hi = np.array([b for _, b in limits], dtype=np.float64).reshape(-1)
         self.lo, self.hi = lo, hi
@@ -329,9 +328,8 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                 cov[np.ix_(free, free)] = d1[:, None] * cov_int * d1[None, :]
                 # the errors as Minuit's: the internal error mapped through the transformation
                 # both ways and averaged (the Jacobian alone is 0 on the limit)
-                t_end = tr.to_internal(xf[free])
                 sig = np.sqrt(np.diag(cov_int))
-                up, down = tr.to_external(t_end + sig)[0], tr.to_external(t_end - sig)[0]
+                up, down = tr.to_external(t + sig)[0], tr.to_external(t - sig)[0]
                 limit_errors = 0.5 * (np.abs(up - xf[free]) + np.abs(down - xf[free]))
                 message = (message or f"parameters at a limit: {', '.join(at)} (errors through "
                            "the limit transformation, as Minuit's)")

@@ -3,8 +3,9 @@
 Each point fixes the scanned parameter and minimizes the others, warm-started from the
 neighbouring point's minimum and seeded with its exact Hessian; nothing is recorded again. The
 curve needs the minima only: the errors of each point's fit come from its last exact Hessian
-(``final_hessian=False``); the global fit's are exact at its minimum. The result holds the Delta(2 NLL) curve and its
-crossings of 1 and 4 (the 1 and 2 sigma intervals for one parameter).
+(``final_hessian=False``); the global fit's are exact at its minimum. The result holds the
+Delta(2 NLL) curve and its crossings of 1 and 4 (the 1 and 2 sigma intervals for one
+parameter).
 """
 import sys
 
