@@ -4,8 +4,9 @@ What to use when
 ----------------
 - ``method="migrad"`` (default): iminuit's Migrad with the exact tape gradient, strategy 0,
   started from the full inverse of the exact Hessian at the start point (made positive definite
-  if it is not); exact Newton steps from Migrad's end point; errors and covariance from the
-  exact Hessian there (no numerical HESSE). MINOS, contours and plots through ``result.minuit``.
+  if it is not); exact Newton steps from Migrad's end point (and Migrad again from where they
+  end, if they show that it stopped short); errors and covariance from the exact Hessian there
+  (no numerical HESSE). MINOS, contours and plots through ``result.minuit``.
 - ``method="newton"``: a trust-region Newton method on the exact gradient, with exact Hessians
   where the quadratic model needs them and SR1 updates in between, and Minuit's transformation
   for parameters with limits.
@@ -177,6 +178,9 @@ def limit_curvature(x, g, limits):
 # more where Migrad's own EDM misjudged the distance (e.g. next to a limit); beyond that the fit
 # is reported as not converged (bounded cost in toy studies of degenerate samples).
 FINISH_ITER = 5
+# Migrad runs again at most this many times from the finish's end point where the finish went
+# well below Migrad's end point without converging (see fit()).
+MIGRAD_RESTARTS = 4
 
 _LAYOUT = []
 
@@ -525,57 +529,41 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         res = newton(setup, cb=cb, seed_hessian=seed_matrix, final_hessian=final_hessian)
         res.time = time.perf_counter() - t0
         return res
-    m, seeded = _minuit(setup, cb, setup.start, hessian_seed and setup.free.size > 0, strategy,
-                        tol)
     # where Minuit's seed Hessian at the start comes from: the given matrix, or a subsample of
     # many events (None: the function itself)
     seed_source = seed_matrix if seed_matrix is not None else _seed_function(f)
-    if seeded and setup.free.size <= FULL_SEED_MAX:
-        # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
-        # Hessian first gives the start state its full inverse, which Migrad then starts from
-        # (iminuit's HESSE costs 0.6 s for 600 parameters: larger fits keep the diagonal seed).
-        # Where the start is far from quadratic (an indefinite Hessian made positive definite),
-        # that inverse can send Migrad's first steps where the function is not finite, after
-        # which it crawls back in thousands of calls: then it starts again with the diagonal.
-        cb.seed_from(setup.start, seed_source)
-        m.hesse()
-        cb.abort_on_bad = True
-        try:
-            m.migrad(ncall=ncall)
-        except _SeedMisled:
-            cb.abort_on_bad, cb.bad = False, None
-            m, _ = _minuit(setup, cb, setup.start, True, strategy, tol)
-            cb.seed_from(setup.start, seed_source)
-            m.migrad(ncall=ncall)
-        finally:
-            cb.abort_on_bad = False
-            cb.seed_from(None, None)
-    else:
-        cb.seed_from(setup.start, seed_source if seeded else None)
-        try:
-            m.migrad(ncall=ncall)
-        finally:
-            cb.seed_from(None, None)
-    values = np.array(m.values)
-    message = ""
-    valid = bool(m.valid)
-    if cb.bad is not None and not np.isfinite(cb.value(values)):
-        valid, message = False, "the function became non-finite during the fit"
-    elif not np.all(np.isfinite(cb.grad(values)[setup.free])):
-        # (Minuit was shown zeros there: it may have stopped believing it had converged)
-        valid, message = False, "the gradient is not finite at the end point"
-    elif cb.bad is not None:
-        message = "the function was non-finite at some trial points; Minuit stepped back"
-    if not valid and not message:
-        message = _minuit_message(m)
-    # Migrad stops once its estimated distance to the minimum (EDM) is below its goal; exact
-    # Newton steps from there take the rest of the way to rounding level, with the exact
-    # Hessian at Migrad's end point (within Minuit's tolerance of the minimum, where a HESSE
-    # would be; or, if the exact EDM there is above that tolerance, where it is below); the
-    # errors come from the exact Hessian at the end point (final_hessian)
-    res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
-                 min_steps=1, max_iter=FINISH_ITER, final_hessian=final_hessian)
-    if not res.valid and valid and res.fval >= m.fval - 0.01 * setup.errordef:
+    x = setup.start
+    for restart in range(MIGRAD_RESTARTS + 1):
+        m = _migrad(setup, cb, x, hessian_seed, seed_source, strategy, tol, ncall)
+        values = np.array(m.values)
+        message = ""
+        valid = bool(m.valid)
+        if cb.bad is not None and not np.isfinite(cb.value(values)):
+            valid, message = False, "the function became non-finite during the fit"
+        elif not np.all(np.isfinite(cb.grad(values)[setup.free])):
+            # (Minuit was shown zeros there: it may have stopped believing it had converged)
+            valid, message = False, "the gradient is not finite at the end point"
+        elif cb.bad is not None:
+            message = "the function was non-finite at some trial points; Minuit stepped back"
+        if not valid and not message:
+            message = _minuit_message(m)
+        # Migrad stops once its estimated distance to the minimum (EDM) is below its goal; exact
+        # Newton steps from there take the rest of the way to rounding level, with the exact
+        # Hessian at Migrad's end point (within Minuit's tolerance of the minimum, where a HESSE
+        # would be; or, if the exact EDM there is above that tolerance, where it is below); the
+        # errors come from the exact Hessian at the end point (final_hessian)
+        res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
+                     min_steps=1, max_iter=FINISH_ITER, final_hessian=final_hessian)
+        lowered = math.isfinite(res.fval) and res.fval < m.fval - 0.01 * setup.errordef
+        if res.valid or not lowered or restart == MIGRAD_RESTARTS:
+            break
+        # Migrad stopped short of the minimum (strategy 0 misjudged its distance, e.g. after a
+        # start far from it) and the exact steps went well below its end point without
+        # converging in FINISH_ITER iterations: Migrad again from there, as a user would call
+        # migrad() again, seeded with the exact Hessian at that point
+        x = _off_the_limits(setup, np.array(res.values))
+        seed_source = res.hessian if hessian_seed else None
+    if not res.valid and valid and not lowered:
         # a degenerate minimum (e.g. two components of a mixture that coincide, a parameter at
         # its limit): the exact steps cannot converge, but no lower point exists either. Minuit's
         # minimum is kept, as Minuit reports it, with errors from the exact Hessian where that
@@ -591,6 +579,38 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
                      method="migrad" if hessian_seed else "migrad (no Hessian seed)",
                      fixed=setup.fixed, minuit=m, time=time.perf_counter() - t0,
                      hessian=res.hessian)
+
+
+def _migrad(setup, cb, x, hessian_seed, seed_source, strategy, tol, ncall):
+    """A Minuit at x, after Migrad (seeded as fit() describes); returns the Minuit."""
+    m, seeded = _minuit(setup, cb, x, bool(hessian_seed) and setup.free.size > 0, strategy, tol)
+    if seeded and setup.free.size <= FULL_SEED_MAX:
+        # Migrad's own seed takes only the diagonal of a user Hessian; a HESSE on the user
+        # Hessian first gives the start state its full inverse, which Migrad then starts from
+        # (iminuit's HESSE costs 0.6 s for 600 parameters: larger fits keep the diagonal seed).
+        # Where the start is far from quadratic (an indefinite Hessian made positive definite),
+        # that inverse can send Migrad's first steps where the function is not finite, after
+        # which it crawls back in thousands of calls: then it starts again with the diagonal.
+        cb.seed_from(x, seed_source)
+        m.hesse()
+        cb.abort_on_bad = True
+        try:
+            m.migrad(ncall=ncall)
+        except _SeedMisled:
+            cb.abort_on_bad, cb.bad = False, None
+            m, _ = _minuit(setup, cb, x, True, strategy, tol)
+            cb.seed_from(x, seed_source)
+            m.migrad(ncall=ncall)
+        finally:
+            cb.abort_on_bad = False
+            cb.seed_from(None, None)
+    else:
+        cb.seed_from(x, seed_source if seeded else None)
+        try:
+            m.migrad(ncall=ncall)
+        finally:
+            cb.seed_from(None, None)
+    return m
 
 
 def _migrad_minimum(setup, cb, m, values):
@@ -615,12 +635,12 @@ def _migrad_minimum(setup, cb, m, values):
                            edm=float(m.fmin.edm), message=message, hessian=hessian)
 
 
-def _off_the_limits(setup):
-    """The start, with free parameters that sit exactly on a limit moved inside by 1e-3 in
+def _off_the_limits(setup, x=None):
+    """The start (or x), with free parameters that sit exactly on a limit moved inside by 1e-3 in
     Minuit's internal coordinate (2.5e-7 of the range for two limits, 5e-7 for one): on the limit
     the transformation's derivative vanishes, so the internal gradient is zero whatever the
     function does, and a gradient-based step never leaves it."""
-    x = setup.start.copy()
+    x = (setup.start if x is None else x).copy()
     free = setup.free
     tr = setup.transform
     on = (x[free] == tr.lo) | (x[free] == tr.hi)
