@@ -36,12 +36,14 @@ FULL_SEED_MAX = 200
 SEED_EVENTS = 65536
 
 
-def _seed_function(f):
-    """The function whose Hessian seeds Migrad: f, or a subsample of it on many events."""
+def _seed_function(f, events=None):
+    """The function whose Hessian seeds Migrad: None (f itself), or on at least 4 times
+    `events` (default SEED_EVENTS) events a subsample of f of about `events` events."""
+    events = SEED_EVENTS if events is None else events
     n = getattr(f, "n_events", 0)
-    if not hasattr(f, "subsample") or getattr(f, "stride", 1) != 1 or n < 4 * SEED_EVENTS:
+    if not hasattr(f, "subsample") or getattr(f, "stride", 1) != 1 or n < 4 * events:
         return None
-    return f.subsample(1 << ((n // SEED_EVENTS).bit_length() - 1))
+    return f.subsample(1 << ((n // events).bit_length() - 1))
 
 
 def make_positive_definite(h, floor=1e-10):

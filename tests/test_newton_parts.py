@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tape.newton import Transform, _trust_step
+from tape.newton import Transform, _Model, _trust_step
 
 
 def model(g, h, s):
@@ -38,6 +38,33 @@ def test_trust_step_at_a_saddle_point_follows_the_negative_curvature():
         assert np.linalg.norm(s) == pytest.approx(0.7, rel=1e-6)
         assert abs(s[0]) > 0.6
         assert model(g, h, s) < -0.1
+
+
+def test_saddle_free_step_of_an_indefinite_model():
+    """Far from the minimum an indefinite model takes the Newton step of |H| (cut to the
+    radius); at a saddle point, where that step predicts almost nothing, the trust-region step."""
+    h = np.diag([-2.0, 1.0, 4.0])
+    g = np.array([1.0, -2.0, 4.0])
+    m = _Model(h, g)
+    assert not m.pd
+    # (the first radius of newton() admits the |H| step: here 2.29)
+    s = m.step(2.5, saddle_free=True)
+    np.testing.assert_allclose(s, -g / np.abs(np.diag(h)), rtol=1e-12)
+    # a radius so large that the trust-region step predicts 10 times more: that step
+    np.testing.assert_allclose(m.step(50.0, saddle_free=True), _trust_step(g, h, 50.0))
+    s = m.step(0.5, saddle_free=True)
+    assert np.linalg.norm(s) == pytest.approx(0.5)
+    np.testing.assert_allclose(s / np.linalg.norm(s), -g / np.abs(np.diag(h)) / np.linalg.norm(
+        g / np.abs(np.diag(h))), rtol=1e-12)
+    # without saddle_free: the trust-region step (on the boundary, along the negative curvature)
+    np.testing.assert_allclose(m.step(0.5), _trust_step(g, h, 0.5), rtol=1e-12)
+    # a saddle point: the |H| step is nearly zero, the trust-region step leaves along -2
+    m = _Model(h, np.array([0.0, 1e-6, 0.0]))
+    s = m.step(0.7, saddle_free=True)
+    assert abs(s[0]) > 0.6 and m.decrease(s) > 0.1
+    # a positive definite model inside the radius: its Newton step either way
+    m = _Model(np.diag([1.0, 2.0, 3.0]), g)
+    np.testing.assert_allclose(m.step(100.0, saddle_free=True), -g / [1.0, 2.0, 3.0])
 
 
 def test_transform_round_trip_and_derivatives():

@@ -170,6 +170,40 @@ def test_migrad_seed_from_a_subsample_changes_nothing_but_the_seed(monkeypatch):
     np.testing.assert_allclose(np.array(m.errors), np.array(ref.errors), rtol=1e-4)
 
 
+def test_newton_far_from_the_minimum_uses_subsample_hessians(monkeypatch):
+    """On many events Newton's models far from the minimum take their Hessians from a
+    subsample; near it and at the end the exact ones: the minimum and the errors are those of
+    Newton on exact Hessians throughout, to rounding."""
+    import importlib
+    newton_module = importlib.import_module("tape.newton")
+    x = tutorial.sample(40_000, np.random.default_rng(7))
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
+    start = tutorial.TRUTH * np.array([1.01, 1.05, 1.05, 0.97, 1.05, 1.05, 1.03])
+    kw = dict(names=list(tutorial.NAMES), limits=tutorial.LIMITS, method="newton")
+    exact = tape.fit(f, start, **kw)
+    monkeypatch.setattr(newton_module, "FAR_EVENTS", 4096)
+    calls = []
+    original = tape.Function.hessian
+
+    def spy(self, p, **k):
+        calls.append(self.stride)
+        return original(self, p, **k)
+
+    monkeypatch.setattr(tape.Function, "hessian", spy)
+    sub = tape.fit(f, start, **kw)
+    assert calls[0] == 8 and calls[-1] == 1
+    # once exact, exact to the end (the far phase does not come back)
+    first_exact = calls.index(1)
+    assert all(c == 1 for c in calls[first_exact:])
+    assert sub.valid and exact.valid
+    assert abs(sub.fval - exact.fval) < 1e-6
+    # the same minimum within the EDM goal (1e-7: a few 1e-4 standard deviations)
+    assert np.all(np.abs(np.array(sub.values) - np.array(exact.values))
+                  < 2e-3 * np.array(exact.errors))
+    np.testing.assert_allclose(np.array(sub.errors), np.array(exact.errors), rtol=1e-3)
+    np.testing.assert_array_equal(sub.hessian, original(f, np.array(sub.values)))
+
+
 def test_small_data_seeds_with_the_exact_hessian():
     fit_module = __import__("sys").modules["tape.fit"]
     x = tutorial.sample(5000, np.random.default_rng(6))
