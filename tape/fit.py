@@ -557,7 +557,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         res = newton(setup, start=values, cb=cb, near_goal=0.002 * m.tol * setup.errordef,
                      min_steps=1, max_iter=FINISH_ITER, final_hessian=final_hessian)
         lowered = math.isfinite(res.fval) and res.fval < m.fval - 0.01 * setup.errordef
-        if res.valid or not lowered or restart == MIGRAD_RESTARTS:
+        if res.valid or not lowered or restart == MIGRAD_RESTARTS or \
+                (m.fmin is not None and m.fmin.has_reached_call_limit):
             break
         # Migrad stopped short of the minimum (strategy 0 misjudged its distance, e.g. after a
         # start far from it) and the exact steps went well below its end point without

@@ -262,7 +262,9 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     from .fit import _seed_function
     f_sub = _seed_function(f, FAR_EVENTS) if seed_hessian is None and start is None else None
     far = f_sub is not None and free.size > 0
-    big = True                  # whether the last step lowered the function by FAR_DECREASE+
+    # whether the last step lowered the function by FAR_DECREASE * errordef or more (a fit
+    # from a user's start begins far; Migrad's finish and scans from a neighbour's minimum not)
+    big = start is None and seed_hessian is None
 
     def subsample_hessian(xf):
         cb.nhess += 1
@@ -310,7 +312,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             # the model (SR1-updated since the last exact Hessian) puts the end here: the exact
             # Hessian at this point checks that, and gives the errors
             h_exact = exact_hessian(xf)
-            b, b_here, b_fresh, refresh = h_exact.copy(), True, True, False
+            b, b_here, b_fresh, refresh, far = h_exact.copy(), True, True, False, False
             continue
         if edm < edm_goal and near:
             valid = True
@@ -323,10 +325,14 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                     t, xf, v, g, d1, d2 = t + s, xn, vn, gn, d1n, d2n
                     b_here = b_fresh = False
             break
-        if not b_fresh and (refresh or not model.pd or (edm < near_goal and not near)):
-            if far:
+        # a subsample's model that puts the minimum near: the exact Hessian from here on
+        sub_near = b_fresh and not b_here and edm < near_goal
+        if sub_near or (not b_fresh and (refresh or not model.pd or
+                                         (edm < near_goal and not near))):
+            if far and not sub_near:
                 b, b_fresh, refresh = subsample_hessian(xf), True, False
             else:
+                far = False
                 h_exact = exact_hessian(xf)
                 b, b_here, b_fresh, refresh, near = h_exact.copy(), True, True, False, False
             continue

@@ -183,3 +183,14 @@ def test_migrad_runs_again_where_it_stopped_short_of_the_minimum():
     assert r.fval <= m.fval + 1e-6
     m.hesse()
     np.testing.assert_allclose(np.array(r.values), np.array(m.values), atol=0.05 * max(m.errors))
+
+
+def test_migrad_does_not_run_again_past_its_call_limit():
+    """The restart is for Migrad stopping short by its own EDM, not for a user's ncall."""
+    from models import tutorial
+    x = tutorial.sample(20_000, np.random.default_rng(4))
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
+    start = np.array([3.0, 1.5, 2.5, 0.3, 0.0, 0.0, 0.1])
+    r = tape.fit(f, start, names=tutorial.NAMES, limits=tutorial.LIMITS, ncall=10)
+    assert not r.valid
+    assert r.ngrad < 30 and "call limit" in r.message

@@ -204,6 +204,23 @@ def test_newton_far_from_the_minimum_uses_subsample_hessians(monkeypatch):
     np.testing.assert_array_equal(sub.hessian, original(f, np.array(sub.values)))
 
 
+def test_newton_from_the_minimum_without_final_hessian(monkeypatch):
+    """A refit that starts at the minimum (a scan point, say) with final_hessian=False: the
+    subsample model puts the minimum here, and only an exact Hessian may say so (the first
+    version tried steps of 1e-15 until its trust region collapsed, and reported invalid)."""
+    import importlib
+    newton_module = importlib.import_module("tape.newton")
+    monkeypatch.setattr(newton_module, "FAR_EVENTS", 4096)
+    x = tutorial.sample(40_000, np.random.default_rng(7))
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
+    kw = dict(names=list(tutorial.NAMES), limits=tutorial.LIMITS, method="newton")
+    first = tape.fit(f, tutorial.TRUTH, **kw)
+    again = tape.fit(f, np.array(first.values), final_hessian=False, **kw)
+    assert first.valid and again.valid, again.message
+    assert again.ngrad <= 2 and again.fval <= first.fval + 1e-9
+    np.testing.assert_array_equal(again.hessian, f.hessian(np.array(again.values)))
+
+
 def test_small_data_seeds_with_the_exact_hessian():
     fit_module = __import__("sys").modules["tape.fit"]
     x = tutorial.sample(5000, np.random.default_rng(6))
