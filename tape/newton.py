@@ -187,6 +187,11 @@ def _sr1(b, s, y):
 RHO_GOOD = (0.25, 2.0)
 EXPAND_RHO = 0.9
 NEAR = 100.0
+# Trial points at most once the model is exact within EDM NEAR * edm_goal: a smooth function gets
+# below edm_goal in one to three; one that is not quadratic at that scale (a kink of piecewise-
+# linear HistFactory interpolation near the minimum, rounding in an ill-conditioned Hessian)
+# crawled for up to 300 (3LeRJR, CLs fits), and ends within NEAR * edm_goal, valid, instead.
+NEAR_EVALUATIONS = 20
 # Far from the minimum, until a step lowers the function by less than FAR_DECREASE * errordef:
 # an indefinite model takes the absolute-eigenvalue Newton step (SADDLE_FREE; from the tutorial
 # fit's start at 1e6 events it lowers the NLL by 2410 of 2435 where the trust-region step of the
@@ -239,6 +244,9 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     all_free = free.size == x_full.size
     ix = np.ix_(free, free)
 
+    evaluations = [0]           # trial points so far (see NEAR_EVALUATIONS)
+    near_since = None
+
     def evaluate(t, exact=None):
         """(external point, value, gradient of the free parameters, dx/dt, d2x/dt2) at t."""
         x, d1, d2 = tr.to_external(t)
@@ -249,6 +257,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         else:
             xf = x_full.copy()
             xf[free] = x
+        evaluations[0] += 1
         v, g = cb.value_and_grad(xf)
         return xf, v, (g if all_free else g[free]), d1, d2
 
@@ -308,6 +317,11 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
         edm = model.edm
         if b_here and edm < near_goal:
             near = True
+            near_since = evaluations[0] if near_since is None else near_since
+        if near and edm < near_goal and evaluations[0] - near_since > NEAR_EVALUATIONS:
+            message = (f"{NEAR_EVALUATIONS} steps after the exact Hessian within EDM "
+                       f"{near_goal:.2g}: the function is not quadratic at this scale")
+            break
         if edm < edm_goal and final_hessian and not b_here:
             # the model (SR1-updated since the last exact Hessian) puts the end here: the exact
             # Hessian at this point checks that, and gives the errors

@@ -194,3 +194,25 @@ def test_migrad_does_not_run_again_past_its_call_limit():
     r = tape.fit(f, start, names=tutorial.NAMES, limits=tutorial.LIMITS, ncall=10)
     assert not r.valid
     assert r.ngrad < 30 and "call limit" in r.message
+
+
+def test_newton_stops_where_rounding_noise_hides_the_last_digits():
+    """A Poisson constraint written as tau log(rate / tau) - (rate - tau) with tau = 1.9e11 has
+    1e-5 of rounding noise in its value: Newton's ratio test then rejects or barely accepts steps
+    that the exact gradient and Hessian predict well. Once the exact model puts the minimum
+    within NEAR * edm_goal, at most NEAR_EVALUATIONS more trial points (the 3L eRJR CLs fits
+    crawled through 230 and 300 before HistFactory's form was fixed)."""
+    from tape.newton import NEAR_EVALUATIONS
+    tau = 1.9e11
+
+    def fn(p):
+        rate = p[0] * tau
+        constraint = -(tau * np.log(rate * (1.0 / tau)) - (rate - tau))
+        lam = 40.0 * p[0] + 10.0 * p[1] + 5.0 * p[2] * p[3]
+        return constraint - (50.0 * np.log(lam) - lam) + 0.5 * np.sum(
+            (p[1:] - 1.0) ** 2 / np.array([0.2, 0.3, 0.5]) ** 2)
+
+    f = tape.record(fn, np.ones(4))
+    r = tape.fit(f, [1.0, 0.5, 1.5, 0.6], method="newton", limits=[(0, 2)] * 4)
+    assert r.valid and "steps after the exact Hessian" in r.message
+    assert r.ngrad <= NEAR_EVALUATIONS + 10

@@ -514,3 +514,33 @@ def test_asimov_free_fit_is_not_misled_by_the_full_seed():
     assert r.valid, r.message
     assert r.nfcn + r.ngrad < 300
     assert abs(r.values[h.poi]) < 1e-3          # the Asimov data are the mu = 0 expectation
+
+
+def test_nll_keeps_its_digits_with_a_huge_shapesys_tau():
+    """A shapesys of relative uncertainty 2.3e-6 (tau = 1.9e11, as in the 3L eRJR workspace):
+    differences of the NLL at steps of 1e-7 in gamma agree with an exact evaluation to 1e-9
+    (the form k log(rate / k) - (rate - k) had 1e-5 of rounding noise, which stalled Newton's
+    last digits and Migrad's finish)."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    spec = spec_of([{"name": "signal", "data": [3.0], "modifiers": [nf()]},
+                    {"name": "bkg", "data": [435.0], "modifiers": [
+                        {"name": "s", "type": "shapesys", "data": [0.001]}]}],
+                   [{"name": "SR", "data": [442.0]}])
+    ws = Workspace(spec)
+    m = ws.model()
+    nll = m.nll(ws.data(m))
+    i_mu, i_g = m.config.par_names.index("mu"), m.config.par_names.index("s[0]")
+    tau = mpmath.mpf(435.0) ** 2 / mpmath.mpf(0.001) ** 2
+
+    def exact(p):
+        mu, g = mpmath.mpf(p[i_mu]), mpmath.mpf(p[i_g])
+        lam = 3 * mu + 435 * g
+        return -(442 * mpmath.log(lam) - lam + tau * mpmath.log(g * tau) - g * tau)
+
+    p0 = np.array(m.config.suggested_init(), dtype=float)
+    f0, e0 = nll.function(p0), exact(p0)
+    for k in range(-5, 6):
+        p = p0.copy()
+        p[i_g] = 1.0 + k * 1e-7
+        assert abs((nll.function(p) - f0) - float(exact(p) - e0)) < 1e-9
