@@ -420,7 +420,7 @@ class _Counted:
 
 
 def _minuit(setup, cb, values, use_hessian, strategy, tol):
-    from iminuit import Minuit
+    from .minuit import Minuit
 
     if use_hessian and setup.fixed.any():
         layout = hessian_layout()
