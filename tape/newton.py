@@ -216,13 +216,14 @@ NEAR_EVALUATIONS = 20
 # Far from the minimum, until a step lowers the function by less than FAR_DECREASE * errordef:
 # an indefinite model takes the absolute-eigenvalue Newton step (SADDLE_FREE; from the tutorial
 # fit's start at 1e6 events it lowers the NLL by 2410 of 2435 where the trust-region step of the
-# same length lowers it by 1866), and on at least 4 * FAR_EVENTS events the models' Hessians come
-# from a subsample of about FAR_EVENTS events (16 times cheaper at 2.6e5, 64 at 1e6; the exact
-# Hessian takes over near the minimum, and gives the errors). Measured on the tutorial model:
-# Newton 15 -> 9 gradients and 5 -> 2 exact Hessians at 1e6.
+# same length lowers it by 1866), and the models' Hessians come from a subsample of about the
+# first size in FAR_EVENTS with at least 4 times as many events (the exact Hessian takes over
+# near the minimum, and gives the errors). Newton / Hessian-seeded Migrad time on the tutorial
+# model, median of 6 datasets from the same start: 1.15 -> 0.89 at 1e5 (16384 of 1e5), 1.05 ->
+# 0.80 at 3e5 and 1.01 -> 0.80 at 1e6 (65536; 16384 gave 0.91 and 0.82).
 SADDLE_FREE = True
 FAR_DECREASE = 10.0
-FAR_EVENTS = 16384
+FAR_EVENTS = (65536, 16384)
 
 
 def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal=None,
@@ -290,7 +291,10 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     # far from the minimum (until a step lowers the function by less than FAR_DECREASE *
     # errordef), the models' Hessians come from a subsample on many events, as Migrad's seed
     from .fit import _seed_function
-    f_sub = _seed_function(f, FAR_EVENTS) if seed_hessian is None and start is None else None
+    f_sub = None
+    if seed_hessian is None and start is None:
+        for events in FAR_EVENTS:
+            f_sub = f_sub or _seed_function(f, events)
     far = f_sub is not None and free.size > 0
     # whether the last step lowered the function by FAR_DECREASE * errordef or more (a fit
     # from a user's start begins far; Migrad's finish and scans from a neighbour's minimum not)

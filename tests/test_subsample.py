@@ -181,7 +181,7 @@ def test_newton_far_from_the_minimum_uses_subsample_hessians(monkeypatch):
     start = tutorial.TRUTH * np.array([1.01, 1.05, 1.05, 0.97, 1.05, 1.05, 1.03])
     kw = dict(names=list(tutorial.NAMES), limits=tutorial.LIMITS, method="newton")
     exact = tape.fit(f, start, **kw)
-    monkeypatch.setattr(newton_module, "FAR_EVENTS", 4096)
+    monkeypatch.setattr(newton_module, "FAR_EVENTS", (4096,))
     calls = []
     original = tape.Function.hessian
 
@@ -210,7 +210,7 @@ def test_newton_from_the_minimum_without_final_hessian(monkeypatch):
     version tried steps of 1e-15 until its trust region collapsed, and reported invalid)."""
     import importlib
     newton_module = importlib.import_module("tape.newton")
-    monkeypatch.setattr(newton_module, "FAR_EVENTS", 4096)
+    monkeypatch.setattr(newton_module, "FAR_EVENTS", (4096,))
     x = tutorial.sample(40_000, np.random.default_rng(7))
     f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
     kw = dict(names=list(tutorial.NAMES), limits=tutorial.LIMITS, method="newton")
