@@ -374,6 +374,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                 far = False
                 h_exact = exact_hessian(xf)
                 b, b_here, b_fresh, refresh, near = h_exact.copy(), True, True, False, False
+                near_since = None
             continue
         if radius is None:
             # the first radius admits the Newton step of the absolute-eigenvalue Hessian

@@ -544,3 +544,49 @@ def test_nll_keeps_its_digits_with_a_huge_shapesys_tau():
         p = p0.copy()
         p[i_g] = 1.0 + k * 1e-7
         assert abs((nll.function(p) - f0) - float(exact(p) - e0)) < 1e-9
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_empty_bin_with_no_expected_events(mu):
+    """A signal-only bin with 0 observed events: at mu = 0 its yield is 0 too, where the Poisson
+    term is exactly 0 (log Pois(0 | 0)); the NLL, its gradient and the CLs of such a model are
+    pyhf's (an Asimov fit at mu = 0 starts there)."""
+    spec = spec_of([{"name": "sig", "data": [2.0, 3.0], "modifiers": [nf()]},
+                    {"name": "bkg", "data": [10.0, 0.0], "modifiers": [
+                        {"name": "b", "type": "normsys", "data": {"hi": 1.1, "lo": 0.9}}]}],
+                   [{"name": "SR", "data": [9.0, 0.0]}])
+    m, d, pm, pd = both(spec)
+    p = np.array(pm.config.suggested_init(), dtype=float)
+    p[pm.config.poi_index] = mu
+    nll = m.nll(d)
+    v, g = nll.function.value_and_grad(p)
+    assert v == pytest.approx(-float(pm.logpdf(p, pd)[0]), rel=1e-13)
+    assert np.all(np.isfinite(g))
+    for i in range(p.size):
+        e = np.zeros_like(p)
+        e[i] = 1e-6
+        hi_, lo_ = nll.function(p + e), nll.function(p - e) if p[i] >= 1e-6 else nll.function(p)
+        step = 2e-6 if p[i] >= 1e-6 else 1e-6
+        assert g[i] == pytest.approx((hi_ - lo_) / step, rel=1e-5, abs=1e-6)
+    pyhf = pytest.importorskip("pyhf")
+    ours = hypotest(1.0, d, m).cls
+    theirs = float(quiet(pyhf.infer.hypotest, 1.0, pd, pm, test_stat="qtilde"))
+    assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_rate_far_below_its_count_keeps_its_digits():
+    """log(rate / n) for rate << n comes from the ratio itself, not from log1p of the rounded
+    rate / n - 1 (5e-5 absolute error at n = 1e5, rate = 0.01)."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    spec = spec_of([{"name": "s", "data": [1.0], "modifiers": [nf()]}],
+                   [{"name": "SR", "data": [1e5]}],
+                   [{"name": "mu", "bounds": [[0, 1e8]]}])
+    ws = Workspace(spec)
+    m = ws.model()
+    f = m.nll(ws.data(m)).function
+    for mu in (1e-2, 1.0, 3e4, 1e7):
+        exact = mpmath.mpf(mu) - 1e5 * mpmath.log(mpmath.mpf(mu)) + mpmath.loggamma(1e5 + 1)
+        v, g = f.value_and_grad(np.array([mu]))
+        assert abs(v - float(exact)) <= 1e-15 * abs(float(exact)) + 1e-12 * 1e5 ** 0.5
+        assert g[0] == pytest.approx(1 - 1e5 / mu, rel=1e-14)

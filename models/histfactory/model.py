@@ -59,20 +59,25 @@ def _take(x, idx):
 
 
 def _scale(a, factor=1.0):
-    """factor / a where a > 0, else factor (any finite value: it then multiplies a = 0)."""
-    return factor / np.where(a > 0, a, 1.0)
+    """factor / a where a > 0, else 0 (the ratio rate / a is then 0 where a = 0)."""
+    return np.where(a > 0, factor / np.where(a > 0, a, 1.0), 0.0)
 
 
-def _log_poisson_ratio(k, u, rate, zero):
-    """log Pois(k | rate) - log Pois(k | k) = -k (u - log1p(u)) with u = rate / k - 1, summed;
-    -rate where k = 0 (`zero` is 1 there, else 0).
+def _log_poisson_ratio(k, ratio, rate, zero):
+    """log Pois(k | rate) - log Pois(k | k), summed: -k (u - log(1 + u)) with u = rate / k - 1
+    (`ratio` = rate / k, computed as rate times a data constant), and -rate where k = 0 (`zero`
+    is 1 there, `ratio` 0).
 
     The usual k log(rate / k) - (rate - k) rounds rate / k and rate - k at about 1e-16 of k:
     1e-5 absolute for a shapesys auxiliary count of 1.9e11 (3L eRJR), noise that stalls any
-    minimizer's last digits; here u carries the rounding, and u - log1p(u) ~ u^2 / 2 scales it
-    down by u.
+    minimizer's last digits. Here log(1 + u) is log1p(u) near u = 0, so that u - log1p(u) ~ u^2/2
+    scales the rounding of u down by u, and log(ratio) below ratio = 1/2, where u has lost the
+    ratio's relative precision (a rate far below its count).
     """
-    return tape.sum(-k * (u - T.log1p(u)) - zero * rate)
+    u = ratio - (1.0 - zero)
+    far = u < -0.5
+    log_ratio = T.where(far, T.log(T.where(far, ratio, 1.0)), T.log1p(T.where(far, 0.0, u)))
+    return tape.sum(-k * (u - log_ratio) - zero * rate)
 
 
 def log_poisson_at_mean(a):
@@ -295,8 +300,8 @@ class Model:
         return self.mainlogpdf(main, pars) + self.constraint_logpdf(aux, pars)
 
     def _tape_data(self, data):
-        """The data arrays of the tape (one row each) for a dataset: counts, their inverses and
-        the parameter-independent part of -logpdf."""
+        """The data arrays of the tape (one row each) for a dataset: counts, their inverses (0
+        for 0), where they are 0, and the parameter-independent part of -logpdf."""
         L = self._layout
         main, aux = self._split(data)
         if np.any(main < 0):
@@ -325,15 +330,15 @@ class Model:
             lam = self._main(p)
             # log Pois(n | lam) - log Pois(n | n), free of the cancellation between n log(lam)
             # and lgamma(n + 1) when counts are large
-            out = _log_poisson_ratio(main, lam * main_scale - 1.0, lam, main_zero)
+            out = _log_poisson_ratio(main, lam * main_scale, lam, main_zero)
             if len(L.g_pos):
                 z = (gauss - _take(p, L.g_pidx)) * (1.0 / (math.sqrt(2.0) * L.g_sigma))
                 out = out - tape.sum(z * z)
             if len(L.p_pos):
                 gamma = _take(p, L.p_pidx)
-                # (rate / a - 1 from gamma and tau / a: not through the rounded gamma tau)
-                out = out + _log_poisson_ratio(pois, gamma * pois_scale - 1.0,
-                                               gamma * L.p_factor, pois_zero)
+                # (rate / a from gamma and tau / a: not through the rounded gamma tau)
+                out = out + _log_poisson_ratio(pois, gamma * pois_scale, gamma * L.p_factor,
+                                               pois_zero)
             return tape.sum(const) - out
 
         return tape.record(fn, np.array(self.config.suggested_init()), data=arrays)
