@@ -575,8 +575,8 @@ def test_empty_bin_with_no_expected_events(mu):
 
 
 def test_rate_far_below_its_count_keeps_its_digits():
-    """log(rate / n) for rate << n comes from the ratio itself, not from log1p of the rounded
-    rate / n - 1 (5e-5 absolute error at n = 1e5, rate = 0.01)."""
+    """A rate far below its count (or above it) keeps the NLL's relative precision (log1p of the
+    rounded rate / n - 1 had lost 5e-5 absolute at n = 1e5, rate = 0.01)."""
     mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 40
     spec = spec_of([{"name": "s", "data": [1.0], "modifiers": [nf()]}],

@@ -19,10 +19,10 @@ to 4). The same code runs on numpy arrays (``expected_data``, ``logpdf``) and on
 
 exactly as pyhf (numpy backend) computes it. ``nll(data).function(pars)`` equals
 ``-logpdf(pars, data)`` in exact arithmetic. It is computed in a form free of cancellation: each
-Poisson term as ``-n (u - log1p(u))`` with ``u = lam / n - 1`` (``-lam`` where n = 0) plus the
+Poisson term as ``-n (r - 1 - log r)`` with ``r = lam / n`` (``-lam`` where n = 0) plus the
 constant ``log Pois(n | n)`` (Stirling's series for large n), computed once per dataset in numpy
-and entering the tape as a data array; u is formed from the parameters and data constants
-(gamma * tau / a - 1 for shapesys), not from a rounded rate, so the value keeps about 1e-11
+and entering the tape as a data array; r is formed from the parameters and data constants
+(gamma * (tau / a) for shapesys), not from a rounded rate, so the value keeps about 1e-11
 absolute precision where ``n log(lam / n) - (lam - n)`` had 1e-5 (tau = 1.9e11).
 pyhf's formula ``n log(lam) - lam - lgamma(n + 1)`` loses the digits of ``n log(lam)`` when n is large
 (a shapesys with tau = 1.9e11 in the 3L eRJR workspace leaves about 1e-3 absolute precision),
@@ -64,20 +64,18 @@ def _scale(a, factor=1.0):
 
 
 def _log_poisson_ratio(k, ratio, rate, zero):
-    """log Pois(k | rate) - log Pois(k | k), summed: -k (u - log(1 + u)) with u = rate / k - 1
-    (`ratio` = rate / k, computed as rate times a data constant), and -rate where k = 0 (`zero`
-    is 1 there, `ratio` 0).
+    """log Pois(k | rate) - log Pois(k | k), summed: -k (r - 1 - log r) with r = rate / k
+    (`ratio`, computed as rate times a data constant), and -rate where k = 0 (`zero` is 1
+    there, `ratio` 0).
 
-    The usual k log(rate / k) - (rate - k) rounds rate / k and rate - k at about 1e-16 of k:
-    1e-5 absolute for a shapesys auxiliary count of 1.9e11 (3L eRJR), noise that stalls any
-    minimizer's last digits. Here log(1 + u) is log1p(u) near u = 0, so that u - log1p(u) ~ u^2/2
-    scales the rounding of u down by u, and log(ratio) below ratio = 1/2, where u has lost the
-    ratio's relative precision (a rate far below its count).
+    The usual k log(rate / k) - (rate - k) rounds rate / k and rate - k separately, each at about
+    1e-16 of k: 1e-5 absolute for a shapesys auxiliary count of 1.9e11 (3L eRJR), noise that
+    stalls any minimizer's last digits. From one ratio r, r - 1 is exact near r = 1 and log r
+    has a relative error of 1e-16, so the error of r - 1 - log r ~ (r - 1)^2 / 2 scales with
+    r - 1 there; far from r = 1 both terms keep their own relative precision.
     """
     u = ratio - (1.0 - zero)
-    far = u < -0.5
-    log_ratio = T.where(far, T.log(T.where(far, ratio, 1.0)), T.log1p(T.where(far, 0.0, u)))
-    return tape.sum(-k * (u - log_ratio) - zero * rate)
+    return tape.sum(-k * (u - T.log(ratio + zero)) - zero * rate)
 
 
 def log_poisson_at_mean(a):
