@@ -191,6 +191,40 @@ def pd_inverse(h):
     return inv if np.isfinite(inv).all() else None
 
 
+def degenerate_minimum(g, h, d1, x, tr, goal):
+    """Whether x (free parameters) is a degenerate minimum: with the parameters on a limit that
+    the gradient pushes outwards held there, the remaining Hessian is positive semi-definite up
+    to rounding (its most negative eigenvalue above -1e-6 of its largest) and the remaining
+    gradient is at the EDM `goal` in units of their curvatures. Returns (indices of the
+    parameters not held, indices of those along directions without curvature), or None.
+
+    >>> from tape.newton import Transform
+    >>> tr = Transform([(-10.0, 10.0), (-10.0, 10.0)])
+    >>> x = np.array([1.0, 2.0]); d1 = tr.to_external(tr.to_internal(x))[1]
+    >>> degenerate_minimum(np.array([1e-9, 0.0]), np.diag([4.0, 0.0]), d1, x, tr, 1e-5)
+    ([0, 1], [1])
+    >>> degenerate_minimum(np.array([1e-9, 0.0]), np.diag([4.0, -1.0]), d1, x, tr, 1e-5) is None
+    True
+    """
+    rel = np.abs(d1) / np.where(tr.both, tr.half, 1.0)
+    at = (tr.both | tr.lower | tr.upper) & (rel < 1e-2)
+    at_hi = tr.upper | (tr.both & (x - tr.lo > tr.hi - x))
+    held = at & np.where(at_hi, g < 0, g > 0)
+    inner = np.flatnonzero(~held)
+    if not inner.size:
+        return [], []
+    hi, gi = h[np.ix_(inner, inner)], g[inner]
+    w, v = np.linalg.eigh(0.5 * (hi + hi.T))
+    top = max(abs(w).max(), 1e-300)
+    if w[0] < -1e-6 * top:
+        return None
+    curvature = np.sqrt(np.maximum(np.diag(hi), 1e-12 * top))
+    if np.max(np.abs(gi) / curvature) > math.sqrt(2.0 * goal):
+        return None
+    flat = np.abs(v[:, w <= 1e-6 * top]) > 1e-8
+    return [int(i) for i in inner], [int(inner[i]) for i in np.flatnonzero(flat.any(axis=1))]
+
+
 def _sr1(b, s, y):
     """Symmetric rank-one update of the Hessian model b by the secant pair (s, y), skipped when
     the denominator is too small (the standard safeguard)."""
@@ -419,6 +453,7 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     n = xf.size
     cov = np.zeros((n, n))
     limit_errors = None
+    degenerate = False
     if free.size:
         # errors from the exact Hessian: the last one if it was evaluated at the end point or
         # where the EDM was below near_goal, else one more at the end point
@@ -450,6 +485,24 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                 limit_errors = 0.5 * (np.abs(up - xf[free]) + np.abs(down - xf[free]))
                 message = (message or f"parameters at a limit: {', '.join(at)} (errors through "
                            "the limit transformation, as Minuit's)")
+            elif start is None and (found := degenerate_minimum(
+                    g, h_free, d1, xf[free], tr, near_goal)) is not None:
+                # no step lowers the function and nothing but flat directions and parameters held
+                # by their limits keep the Hessian from being positive definite: a minimum, as
+                # Minuit would report it, with errors from the Hessian of the other parameters
+                # and none along flat directions or for the held ones (the Migrad path keeps
+                # Minuit's result there instead, see tape.fit)
+                inner, flat = found
+                valid, degenerate = True, True
+                held = [names[free[i]] for i in range(free.size) if i not in set(inner)]
+                message = ("a degenerate minimum: the exact Hessian is singular"
+                           + (f" along {', '.join(names[free[i]] for i in flat)}" if flat else "")
+                           + (f", with {', '.join(held)} at a limit" if held else "")
+                           + " (no error there)" + (f"; {message}" if message else ""))
+                keep = free[inner]
+                cov[np.ix_(keep, keep)] = 2.0 * errordef * np.linalg.pinv(
+                    h_free[np.ix_(inner, inner)])
+                nan_free = sorted(set(range(free.size)) - set(inner) | set(flat))
             else:
                 valid = False
                 message = message or "the Hessian at the end point is not positive definite"
@@ -459,7 +512,9 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if limit_errors is not None:
         errors[free] = limit_errors
-    if free.size and not valid and np.all(np.isfinite(h_free)):
+    if degenerate:
+        errors[free[nan_free]] = np.nan
+    elif free.size and not valid and np.all(np.isfinite(h_free)):
         # parameters that move along a direction without positive curvature have no error
         w, vecs = np.linalg.eigh(h_free)
         flat = w <= 1e-12 * max(abs(w).max(), 1e-300)

@@ -85,3 +85,17 @@ def test_transform_round_trip_and_derivatives():
     far = tr.to_external(np.array([1e3, -1e3, 5.0, -1e3, 1e3]))[0]
     for v, (lo, hi) in zip(far, lims):
         assert lo <= v <= hi
+
+
+def test_degenerate_minimum_holds_parameters_pushed_against_their_limit():
+    from tape.newton import degenerate_minimum
+    tr = Transform([(0.0, 1.0), (-5.0, 5.0)])
+    x = np.array([1.0 - 1e-9, 0.3])
+    d1 = tr.to_external(tr.to_internal(x))[1]
+    h = np.array([[-1.0, 0.0], [0.0, 4.0]])
+    # pushed outwards (the function falls towards larger x0): held, the rest is a minimum
+    assert degenerate_minimum(np.array([-2.0, 1e-9]), h, d1, x, tr, 1e-5) == ([1], [])
+    # pulled inwards: not held, and the negative curvature makes it a saddle
+    assert degenerate_minimum(np.array([2.0, 1e-9]), h, d1, x, tr, 1e-5) is None
+    # not stationary in the free parameter
+    assert degenerate_minimum(np.array([-2.0, 0.5]), h, d1, x, tr, 1e-5) is None
