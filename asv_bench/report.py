@@ -1,6 +1,6 @@
 """One-shot report of the issues' speed targets: medians of interleaved timings, single thread.
 
-Run from the repository root: ``python asv_bench/report.py {engine,memory,models,fit,hf}``
+Run from the repository root: ``python asv_bench/report.py {engine,memory,models,fit,datasets,hf}``
 (the asv benchmarks track the same figures per commit; this prints them in one go, as JSON).
 """
 import json, os, sys, time, resource, subprocess
@@ -139,6 +139,20 @@ elif what == "fit":
         t0 = time.perf_counter(); res = nll.toys(100, np.random.default_rng(5)); ts.append(time.perf_counter() - t0)
     out["toys_100x2000_s"] = float(np.median(ts))
     out["toys_valid"] = int(sum(r.valid for r in res))
+elif what == "datasets":
+    # Newton / Hessian-seeded Migrad time from the demo start over 6 datasets (issue 6), per N
+    for n in (10**5, 10**6):
+        model, xo, params = build()
+        rows = []
+        for seed in range(6):
+            nll = UnbinnedNLL(model, model.sample(n, np.random.default_rng(seed)))
+            start = np.minimum(nll.start * np.array([1.05 if k != "mu" else 1.01 for k in nll.names]), [q.limits[1] for q in nll.parameters])
+            nll.fit(start); nll.fit(start, method="newton")
+            td, tc = pair(lambda: nll.fit(start, method="newton"), lambda: nll.fit(start), 1, 1, 3)
+            d, c = nll.fit(start, method="newton"), nll.fit(start)
+            rows.append(dict(d_over_c=td / tc, c_ms=tc * 1e3, newton_ngrad=d.ngrad, newton_nhess=d.nhess,
+                             migrad_ngrad=c.ngrad, newton_valid=bool(d.valid), dfval=d.fval - c.fval))
+        out[f"n{n}"] = dict(d_over_c_median=float(np.median([r["d_over_c"] for r in rows])), datasets=rows)
 elif what == "hf":
     import warnings; warnings.simplefilter("ignore")
     import pyhf
