@@ -57,7 +57,8 @@ def make_positive_definite(h, floor=1e-10):
         # the usual case, without an eigen-decomposition: if h - floor * trace(h) * 1 has a
         # Cholesky factor, every eigenvalue of h is above floor * trace(h) >= floor * max
         trace = float(np.trace(h))
-        if trace > 0 and dpotrf(h - floor * trace * np.eye(len(h)), lower=False, clean=False)[1] == 0:
+        shifted = h - floor * trace * np.eye(len(h))
+        if trace > 0 and dpotrf(shifted, lower=False, clean=False)[1] == 0:
             return h
     w, v = np.linalg.eigh(h)
     if w.size and w.min() > floor * max(abs(w).max(), 1e-300):

@@ -243,9 +243,9 @@ RHO_GOOD = (0.25, 2.0)
 EXPAND_RHO = 0.9
 NEAR = 100.0
 # Trial points at most once the model is exact within EDM NEAR * edm_goal: a smooth function gets
-# below edm_goal in one to three; one that is not quadratic at that scale (a kink of piecewise-
-# linear HistFactory interpolation near the minimum, rounding in an ill-conditioned Hessian)
-# crawled for up to 300 (3LeRJR, CLs fits), and ends within NEAR * edm_goal, valid, instead.
+# below edm_goal in one to three; one whose value is not smooth at that scale (rounding noise, as
+# 3L eRJR's NLL had before its Poisson terms were rewritten: its CLs fits crawled through 230 and
+# 300 gradients) ends within NEAR * edm_goal, valid, with a message, instead.
 NEAR_EVALUATIONS = 20
 # Far from the minimum, until a step lowers the function by less than FAR_DECREASE * errordef:
 # an indefinite model takes the absolute-eigenvalue Newton step (SADDLE_FREE; from the tutorial
@@ -272,8 +272,9 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
     predicted the last step badly, where the model is not positive definite, and where the model
     first puts the minimum within NEAR * edm_goal: the steps from there on need no further
     Hessian. Far from the minimum on many events, these Hessians come from a subsample and an
-    indefinite model takes its absolute-eigenvalue step (see FAR_DECREASE). The fit ends when the EDM is below `edm_goal` (default 1e-7 * errordef): every
-    method then ends at the same minimum to rounding level. The errors come from the exact
+    indefinite model takes its absolute-eigenvalue step (see FAR_DECREASE). The fit ends when
+    the EDM is below `edm_goal` (default 1e-7 * errordef): every method then ends at the same
+    minimum to rounding level. The errors come from the exact
     Hessian at the end point (`final_hessian`; one more Hessian where the last one was
     evaluated a step before: near a degenerate minimum the covariance changes by tens of
     percent over a hundredth of a standard deviation), or with ``final_hessian=False`` from
