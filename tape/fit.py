@@ -566,7 +566,8 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # converging in FINISH_ITER iterations: Migrad again from there, as a user would call
         # migrad() again, seeded with the exact Hessian at that point
         x = _off_the_limits(setup, np.array(res.values))
-        seed_source = res.hessian if hessian_seed else None
+        finite = res.hessian is not None and np.all(np.isfinite(res.hessian))
+        seed_source = res.hessian if hessian_seed and finite else None
     if not res.valid and valid and not lowered:
         # a degenerate minimum (e.g. two components of a mixture that coincide, a parameter at
         # its limit): the exact steps cannot converge, but no lower point exists either. Minuit's
