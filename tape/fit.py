@@ -144,17 +144,6 @@ def prepare(f, start, names=None, limits=None, fixed=None, errordef=None):
     return FitSetup(f, start, names, limits, fixed, errordef)
 
 
-def _covariance(h_free, free, n, errordef):
-    cov = np.zeros((n, n))
-    if free.size:
-        try:
-            inv = np.linalg.inv(h_free)
-        except np.linalg.LinAlgError:
-            inv = np.linalg.pinv(h_free)
-        cov[np.ix_(free, free)] = 2.0 * errordef * inv
-    return cov
-
-
 def limit_curvature(x, g, limits):
     """Per-parameter term c with J (H + diag(c)) J = J H J + diag(g x''): the chain rule's
     gradient term of Minuit's internal transformation, which a plain J H J leaves out.
@@ -624,8 +613,12 @@ def _migrad_minimum(setup, cb, m, values):
     free, n = setup.free, values.size
     h = cb.raw_hessian(values)[np.ix_(free, free)]
     h = 0.5 * (h + h.T)
-    if free.size and np.linalg.eigvalsh(h)[0] > 0:
-        cov = _covariance(h, free, n, setup.errordef)
+    from .newton import pd_inverse
+    inv = pd_inverse(h) if free.size else None
+    if inv is not None:
+        # (the same positive-definiteness test and inverse as Newton's errors)
+        cov = np.zeros((n, n))
+        cov[np.ix_(free, free)] = 2.0 * setup.errordef * inv
         errors = np.sqrt(np.diag(cov))
         message = "no convergence; the exact Hessian is positive definite"
     else:

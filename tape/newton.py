@@ -135,13 +135,15 @@ class _Model:
             self._eig = (w, v, v.T @ self.g)
         return self._eig
 
+    def _abs_newton(self):
+        """The Newton step of the absolute-eigenvalue Hessian, in the eigenbasis."""
+        w, _, gt = self.eig()
+        return -gt / np.maximum(np.abs(w), 1e-12 * max(abs(w).max(), 1e-300))
+
     def abs_newton_length(self):
         """Length of the Newton step of the absolute-eigenvalue Hessian."""
-        if self.pd:
-            return float(np.linalg.norm(self.newton_step))
-        w, _, gt = self.eig()
-        wa = np.maximum(np.abs(w), 1e-12 * max(abs(w).max(), 1e-300))
-        return float(np.linalg.norm(gt / wa))
+        step = self.newton_step if self.pd else self._abs_newton()
+        return float(np.linalg.norm(step))
 
     def step(self, radius, saddle_free=False):
         """The trust-region step of radius `radius`. With `saddle_free`, an indefinite model
@@ -155,12 +157,11 @@ class _Model:
         s_tr = _trust_step(self.g, self.h, radius, eig)
         if self.pd or not saddle_free:
             return s_tr
-        w, v, gt = eig
-        p = -gt / np.maximum(np.abs(w), 1e-12 * max(abs(w).max(), 1e-300))
+        p = self._abs_newton()
         norm = math.sqrt(float(p @ p))
         if norm > radius:
             p *= radius / norm
-        s_abs = v @ p
+        s_abs = eig[1] @ p
         if self.decrease(s_abs) >= 0.1 * self.decrease(s_tr):
             return s_abs
         return s_tr

@@ -126,6 +126,20 @@ def test_bad_stride(setup, bad):
         f.subsample(bad)
 
 
+def hessian_strides(monkeypatch):
+    """(list that records the stride of every Hessian evaluated from now on, the original
+    ``Function.hessian``)."""
+    calls = []
+    original = tape.Function.hessian
+
+    def spy(self, p, **k):
+        calls.append(self.stride)
+        return original(self, p, **k)
+
+    monkeypatch.setattr(tape.Function, "hessian", spy)
+    return calls, original
+
+
 def test_migrad_seed_from_a_subsample_changes_nothing_but_the_seed(monkeypatch):
     """On many events Migrad's seed Hessian comes from a subsample; the minimum and the errors
     (from the exact Hessian of all events at the end point) are those of the exact seed."""
@@ -137,14 +151,7 @@ def test_migrad_seed_from_a_subsample_changes_nothing_but_the_seed(monkeypatch):
     exact = tape.fit(f, start, **kw)
     monkeypatch.setattr(fit_module, "SEED_EVENTS", 4096)
     assert fit_module._seed_function(f).stride == 8
-    calls = []
-    original = tape.Function.hessian
-
-    def spy(self, p, **k):
-        calls.append(self.stride)
-        return original(self, p, **k)
-
-    monkeypatch.setattr(tape.Function, "hessian", spy)
+    calls, original = hessian_strides(monkeypatch)
     sub = tape.fit(f, start, **kw)
     assert calls[0] == 8 and all(c == 1 for c in calls[1:]) and len(calls) >= 2
     assert sub.valid and exact.valid
@@ -182,14 +189,7 @@ def test_newton_far_from_the_minimum_uses_subsample_hessians(monkeypatch):
     kw = dict(names=list(tutorial.NAMES), limits=tutorial.LIMITS, method="newton")
     exact = tape.fit(f, start, **kw)
     monkeypatch.setattr(newton_module, "FAR_EVENTS", (4096,))
-    calls = []
-    original = tape.Function.hessian
-
-    def spy(self, p, **k):
-        calls.append(self.stride)
-        return original(self, p, **k)
-
-    monkeypatch.setattr(tape.Function, "hessian", spy)
+    calls, original = hessian_strides(monkeypatch)
     sub = tape.fit(f, start, **kw)
     assert calls[0] == 8 and calls[-1] == 1
     # once exact, exact to the end (the far phase does not come back)
