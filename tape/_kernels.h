@@ -18,6 +18,15 @@
 #define TK_CLONES
 #endif
 
+/* The elementwise loops below may run in place (out == a: the lowering reuses the buffer of an
+ * input that dies there) but never on partly overlapping arrays, so there is no loop-carried
+ * dependence; this tells gcc, which otherwise falls back to scalar code whenever out == a. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TK_IVDEP _Pragma("GCC ivdep")
+#else
+#define TK_IVDEP
+#endif
+
 enum {
     TK_ADD = 0, TK_SUB = 1, TK_MUL = 2, TK_DIV = 3, TK_POW = 4, TK_MAX = 5, TK_MIN = 6,
     TK_GT = 7, TK_GE = 8, TK_LT = 9, TK_LE = 10, TK_EQ = 11, TK_NE = 12, TK_LOGADDEXP = 13
@@ -27,19 +36,35 @@ enum {
 #define TK_BIN_LOOP(EXPR)                                                              \
     do {                                                                               \
         if (sa && sb) {                                                                \
-            for (i = 0; i < n; i++) { const double x = a[i], y = b[i]; out[i] = (EXPR); } \
+            TK_IVDEP for (i = 0; i < n; i++) { const double x = a[i], y = b[i]; out[i] = (EXPR); } \
         } else if (sa) {                                                               \
             const double y = b[0];                                                     \
-            for (i = 0; i < n; i++) { const double x = a[i]; out[i] = (EXPR); }        \
+            TK_IVDEP for (i = 0; i < n; i++) { const double x = a[i]; out[i] = (EXPR); }        \
         } else if (sb) {                                                               \
             const double x = a[0];                                                     \
-            for (i = 0; i < n; i++) { const double y = b[i]; out[i] = (EXPR); }        \
+            TK_IVDEP for (i = 0; i < n; i++) { const double y = b[i]; out[i] = (EXPR); }        \
         } else {                                                                       \
             const double x = a[0], y = b[0];                                           \
             const double v = (EXPR);                                                   \
-            for (i = 0; i < n; i++) out[i] = v;                                        \
+            TK_IVDEP for (i = 0; i < n; i++) out[i] = v;                                        \
         }                                                                              \
     } while (0)
+
+enum { TK_NEG = 0, TK_SQUARE = 6, TK_ABS = 7, TK_RECIP = 18 };
+
+/* out[i] = op(a[i]) for the cheap unary ops (op codes of _replay.pyx's U_ table; out may be a):
+ * 0 when handled, -1 when the caller must use another kernel. */
+TK_CLONES static int tape_unary_inline(int fn, double *out, const double *a, long n)
+{
+    long i;
+    switch (fn) {
+    case TK_NEG: TK_IVDEP for (i = 0; i < n; i++) out[i] = -a[i]; return 0;
+    case TK_SQUARE: TK_IVDEP for (i = 0; i < n; i++) out[i] = a[i] * a[i]; return 0;
+    case TK_ABS: TK_IVDEP for (i = 0; i < n; i++) out[i] = fabs(a[i]); return 0;
+    case TK_RECIP: TK_IVDEP for (i = 0; i < n; i++) out[i] = 1.0 / a[i]; return 0;
+    default: return -1;
+    }
+}
 
 /* Returns 0 when it handled op `fn`, -1 when the caller must use another kernel. */
 TK_CLONES static int tape_binary_inline(int fn, double *out, const double *a, long sa, const double *b,
@@ -70,40 +95,41 @@ TK_CLONES static void tape_where(double *out, const double *c, long sc, const do
 {
     long i;
     if (sc && sa && sb) {
-        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : b[i];
+        TK_IVDEP for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : b[i];
     } else if (sc && sa) {
         const double y = b[0];
-        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : y;
+        TK_IVDEP for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? a[i] : y;
     } else if (sc && sb) {
         const double x = a[0];
-        for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? x : b[i];
+        TK_IVDEP for (i = 0; i < n; i++) out[i] = c[i] != 0.0 ? x : b[i];
     } else {
-        for (i = 0; i < n; i++) out[i] = c[i * sc] != 0.0 ? a[i * sa] : b[i * sb];
+        TK_IVDEP for (i = 0; i < n; i++) out[i] = c[i * sc] != 0.0 ? a[i * sa] : b[i * sb];
     }
 }
 
-/* out[i] = a[i] * b[i] + c[i] (rounded twice, as the separate multiply and add it replaces),
- * each operand full (stride 1) or a broadcast scalar (0) */
+/* out[i] = a[i] * b[i] + c[i], each operand full (stride 1) or a broadcast scalar (0). gcc
+ * contracts the two operations into one fused multiply-add where the CPU has one (the AVX2 and
+ * AVX-512 clones: one rounding); the baseline clone rounds twice. */
 TK_CLONES static void tape_muladd(double *out, const double *a, long sa, const double *b, long sb,
                                   const double *c, long sc, long n)
 {
     long i;
     if (sa && sb && sc) {
-        for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + c[i]; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + c[i]; }
     } else if (sa && !sb && sc) {
         const double y = b[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + c[i]; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + c[i]; }
     } else if (!sa && sb && sc) {
         const double x = a[0];
-        for (i = 0; i < n; i++) { const double p = x * b[i]; out[i] = p + c[i]; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = x * b[i]; out[i] = p + c[i]; }
     } else if (sa && !sb && !sc) {
         const double y = b[0], z = c[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + z; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = a[i] * y; out[i] = p + z; }
     } else if (sa && sb && !sc) {
         const double z = c[0];
-        for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + z; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = a[i] * b[i]; out[i] = p + z; }
     } else {
-        for (i = 0; i < n; i++) { const double p = a[i * sa] * b[i * sb]; out[i] = p + c[i * sc]; }
+        TK_IVDEP for (i = 0; i < n; i++) { const double p = a[i * sa] * b[i * sb]; out[i] = p + c[i * sc]; }
     }
 }
 

@@ -26,6 +26,7 @@ cnp.import_ufunc()
 cdef extern from "_kernels.h" nogil:
     int tape_binary_inline(int fn, double* out, const double* a, long sa, const double* b,
                            long sb, long n)
+    int tape_unary_inline(int fn, double* out, const double* a, long n)
     void tape_where(double* out, const double* c, long sc, const double* a, long sa,
                     const double* b, long sb, long n)
     void tape_muladd(double* out, const double* a, long sa, const double* b, long sb,
@@ -35,7 +36,7 @@ cdef extern from "_kernels.h" nogil:
                       long n, long d)
     enum:
         TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
-        TK_EQ, TK_NE, TK_LOGADDEXP
+        TK_EQ, TK_NE, TK_LOGADDEXP, TK_NEG, TK_SQUARE, TK_ABS, TK_RECIP
 
 cdef extern from "_erf.h" nogil:
     void tape_erf_array(double* out, const double* x, long n)
@@ -218,6 +219,7 @@ _init_loops()
 assert (TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
         TK_EQ, TK_NE, TK_LOGADDEXP) == (B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_GT,
                                         B_GE, B_LT, B_LE, B_EQ, B_NE, B_LOGADDEXP)
+assert (TK_NEG, TK_SQUARE, TK_ABS, TK_RECIP) == (U_NEG, U_SQUARE, U_ABS, U_RECIP)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +237,8 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
     cdef char* args[2]
     cdef cnp.npy_intp steps[2]
     cdef cnp.npy_intp dim = n
+    if tape_unary_inline(fn, out, a, n) == 0:
+        return
     cdef bint vector = U_LOOP[fn] != NULL and (n >= SMALL or fn == U_EXP or fn == U_LOG
                                                or fn == U_LOG1P or fn == U_EXPM1
                                                or fn == U_SIN or fn == U_COS or fn == U_TANH
@@ -246,19 +250,7 @@ cdef void unary(int fn, double* out, const double* a, Py_ssize_t n) noexcept nog
         steps[1] = 8
         U_LOOP[fn](args, &dim, steps, U_DATA[fn])
         return
-    if fn == U_NEG:
-        for i in range(n):
-            out[i] = -a[i]
-    elif fn == U_SQUARE:
-        for i in range(n):
-            out[i] = a[i] * a[i]
-    elif fn == U_ABS:
-        for i in range(n):
-            out[i] = fabs(a[i])
-    elif fn == U_RECIP:
-        for i in range(n):
-            out[i] = 1.0 / a[i]
-    elif fn == U_SQRT:
+    if fn == U_SQRT:
         for i in range(n):
             out[i] = a[i] ** 0.5 if a[i] >= 0 else NAN
     elif fn == U_SIGN:
@@ -290,8 +282,10 @@ cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const doub
     cdef cnp.npy_intp steps[3]
     cdef cnp.npy_intp dim = n
     cdef double x, y
-    if B_LOOP[fn] != NULL and (n >= SMALL or fn == B_POW or fn == B_LOGADDEXP):
-        # numpy's SIMD loops: long arrays, and the ops with no inline kernel
+    if tape_binary_inline(fn, out, a, sa, b, sb, n) == 0:
+        return
+    if B_LOOP[fn] != NULL:
+        # numpy's SIMD loops for the ops with no inline kernel
         args[0] = <char*>a
         args[1] = <char*>b
         args[2] = <char*>out
@@ -299,8 +293,6 @@ cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const doub
         steps[1] = 8 * sb
         steps[2] = 8
         B_LOOP[fn](args, &dim, steps, B_DATA[fn])
-        return
-    tape_binary_inline(fn, out, a, sa, b, sb, n)
 
 
 cdef inline void where(double* out, const double* c, Py_ssize_t sc, const double* a,

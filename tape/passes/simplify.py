@@ -61,6 +61,10 @@ def simplify(graph, name, ids, attrs, shape, event):
                 return apply_ids(graph, "neg", (b,))
             if is_neg(b):                                   # a - (-c) -> a + c
                 return apply_ids(graph, "add", (a, nodes[b].args[0]))
+            if nodes[a].op == "mul" and nodes[a].event and same(a) and not nodes[b].event \
+                    and nodes[b].size == 1:
+                # x * y - c in one pass per event (the negation of c is computed once per call)
+                return apply_ids(graph, "muladd", nodes[a].args + (apply_ids(graph, "neg", (b,)),))
             return None
         if name == "mul":
             for x, y in ((a, b), (b, a)):
@@ -68,11 +72,17 @@ def simplify(graph, name, ids, attrs, shape, event):
                     return x
                 if _const_equal(graph, y, -1.0) and same(x):
                     return apply_ids(graph, "neg", (x,))
-            # move a negation onto the parameter-like factor: computed once, not per event
+            # move a negation onto the parameter-like factor: computed once, not per event;
+            # between two event arrays, outwards (towards a factor or a sum that absorbs it)
             for x, y in ((a, b), (b, a)):
                 if is_neg(x) and nodes[x].event and not nodes[y].event:
                     return apply_ids(graph, "mul", (nodes[x].args[0], apply_ids(graph, "neg", (y,))))
-            return _reassociate(graph, "mul", a, b)
+                if is_neg(x) and nodes[y].event and same(nodes[x].args[0]) and same(y):
+                    return apply_ids(graph, "neg", (apply_ids(graph, "mul", (nodes[x].args[0], y)),))
+            r = _reassociate(graph, "mul", a, b)
+            if r is not None:
+                return r
+            return _sink_factor(graph, a, b)
         if name == "div":
             if _const_equal(graph, b, 1.0) and same(a):
                 return a
@@ -93,6 +103,26 @@ def simplify(graph, name, ids, attrs, shape, event):
             if rewrite:
                 return apply_ids(graph, rewrite, (a,))
             return None
+    if name == "square":
+        # (e p)^2 -> e^2 p^2: the scalar's square once per call, and e^2 shared by every scale
+        s = _scaled(graph, ids[0])
+        if s is not None:
+            e, p = s
+            return apply_ids(graph, "mul", (apply_ids(graph, "square", (e,)),
+                                            apply_ids(graph, "square", (p,))))
+    if name == "where":
+        # where(m, -x, 0) -> -where(m, x, 0) and where(m, x p, 0) -> where(m, x, 0) p (and with
+        # the zero first): the negation or scale moves out to where it costs nothing per event
+        m, a, b = ids
+        for x, zero, first in ((a, b, True), (b, a, False)):
+            if not (_const_equal(graph, zero, 0.0) and nodes[zero].size == 1 and same(x)):
+                continue
+            inner = (lambda y: (m, y, zero) if first else (m, zero, y))
+            if is_neg(x) and same(nodes[x].args[0]):
+                return apply_ids(graph, "neg", (apply_ids(graph, "where", inner(nodes[x].args[0])),))
+            s = _scaled(graph, x)
+            if s is not None:
+                return apply_ids(graph, "mul", (apply_ids(graph, "where", inner(s[0])), s[1]))
     if name == "neg":
         n = nodes[ids[0]]
         if n.op == "neg":
@@ -128,6 +158,43 @@ def simplify(graph, name, ids, attrs, shape, event):
                                          (apply_ids(graph, "dot_events", (e, y)), c))
         if a > b:                                           # one node for sum(x y) and sum(y x)
             return apply_ids(graph, "dot_events", (b, a))
+    return None
+
+
+def _scaled(graph, x):
+    """(e, p) when node `x` is ``e * p`` with an event `e` of x's shape and a parameter-only
+    scalar `p`, else None."""
+    nodes = graph.nodes
+    nx = nodes[x]
+    if nx.op != "mul" or not nx.event:
+        return None
+    u, v = nx.args
+    for e, p in ((u, v), (v, u)):
+        if nodes[e].event and nodes[e].shape == nx.shape and not nodes[p].event \
+                and nodes[p].size == 1:
+            return e, p
+    return None
+
+
+def _sink_factor(graph, a, b):
+    """(e p) y -> (e y) p for event arrays: parameter-only scalar factors move outwards.
+
+    Derivative tapes multiply chains of event arrays each scaled by a constant or a parameter
+    term; moving the scalars to the outside merges them into one per-call product (see
+    ``_reassociate``) and lets an event sum take them out altogether (``sum(x c) = sum(x) c``),
+    so they stop costing a pass over the events each.
+    """
+    from ..ops.core import apply_ids
+
+    nodes = graph.nodes
+    na, nb = nodes[a], nodes[b]
+    if not (na.event and nb.event and na.shape == nb.shape):
+        return None
+    for x, y in ((a, b), (b, a)):
+        s = _scaled(graph, x)
+        if s is not None:
+            e, p = s
+            return apply_ids(graph, "mul", (apply_ids(graph, "mul", (e, y)), p))
     return None
 
 

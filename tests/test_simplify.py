@@ -1,0 +1,102 @@
+"""Algebraic rewrites at record time: each keeps the numbers (against plain numpy and finite
+differences) and takes passes over the events out of the body (counted in the lowered program)."""
+import numpy as np
+import pytest
+
+import tape
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(3).uniform(0.5, 2.0, 5000)
+
+
+def _body(f, kind="value"):
+    return sum(f.stats(kind)["body"])
+
+
+def _ops(f):
+    """The event ops the value needs (dead nodes left behind by a rewrite excluded)."""
+    from tape.passes.dce import live_nodes
+    g = f._graph
+    return [g.nodes[i].op for i in live_nodes(g, [f._out]) if g.nodes[i].event]
+
+
+def _agrees(f, fn, p, x):
+    """Value as numpy's, gradient and Hessian as finite differences of the value."""
+    p = np.asarray(p, float)
+    assert f(p) == pytest.approx(fn(p, x), rel=1e-12)
+    tape.check_grads(f, p)
+    h = f.hessian(p)
+    num = np.array([tape.numerical_grad(lambda q: f.grad(q)[i], p, eps=1e-5)
+                    for i in range(p.size)])
+    np.testing.assert_allclose(h, num, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(h).max()))
+
+
+def test_scalar_factors_leave_products_of_event_arrays(x):
+    """(x a)(x^2 b) -> (x x^2)(a b): one multiply per event instead of three."""
+    def fn(p, x):
+        return np.sum((x * p[0]) * (x ** 2 * p[1]) * np.exp(-x * p[2]))
+
+    f = tape.record(fn, [1.2, 0.7, 0.3], data={"x": x})
+    _agrees(f, fn, [1.3, 0.6, 0.4], x)
+    # square, product, scale (inside the exp), exp, product; the scalars a b end up outside
+    assert _body(f) <= 6
+
+
+def test_square_of_a_scaled_array_is_shared(x):
+    """Two Gaussians of one centred array square it once: ((x - m) / s)^2 = (x - m)^2 / s^2."""
+    def fn(p, x):
+        return -np.sum(np.log(p[3] * np.exp(-0.5 * ((x - p[0]) / p[1]) ** 2)
+                              + (1 - p[3]) * np.exp(-0.5 * ((x - p[0]) / p[2]) ** 2)))
+
+    f = tape.record(fn, [1.0, 0.5, 1.0, 0.7], data={"x": x})
+    _agrees(f, fn, [1.1, 0.45, 1.2, 0.6], x)
+    assert _ops(f).count("square") == 1
+
+
+def test_product_minus_a_scalar_is_one_pass(x):
+    """x y - c becomes a multiply-add (c negated once per call)."""
+    def fn(p, x):
+        return np.sum(np.log(x * x * p[0] - p[1]))
+
+    f = tape.record(fn, [2.0, 0.1], data={"x": x})
+    _agrees(f, fn, [1.9, 0.2], x)
+    assert "muladd" in _ops(f) and _body(f) == 4    # multiply, multiply-add, log, sum
+
+
+def test_negations_and_scales_leave_masked_selections(x):
+    """where(m, -(x c), 0) = -where(m, x, 0) c: the sign and scale act once, on the sum."""
+    def fn(p, x):
+        return np.sum(tape.where(x > p[0], -(x * p[1]), 0.0) * np.exp(x * p[2]))
+
+    f = tape.record(fn, [1.0, 2.0, 0.3], data={"x": x})
+    v = f(np.array([1.1, 1.5, 0.2]))
+    assert v == pytest.approx(fn(np.array([1.1, 1.5, 0.2]), x), rel=1e-12)
+    tape.check_grads(f, [1.1, 1.5, 0.2])
+    ops = _ops(f)
+    # x c inside the exp; the product went into a dot over events, sign and scale after it
+    assert "neg" not in ops and ops.count("mul") == 1
+
+
+def test_negation_moves_out_of_a_product_of_event_arrays(x):
+    def fn(p, x):
+        return np.sum((-np.exp(x * p[0])) * np.log(x + p[1]))
+
+    f = tape.record(fn, [0.3, 1.0], data={"x": x})
+    _agrees(f, fn, [0.25, 1.2], x)
+    assert "neg" not in _ops(f)
+
+
+def test_gradient_and_hessian_bodies_of_a_mixture_shrink():
+    """The tutorial NLL (two Gaussians and a Chebychev): the rewrites above take the event
+    body of its value from 23 to 17 instructions, of its gradient from 45 to 31 and of its
+    Hessian from 219 to 156 (a regression guard: more means a rule stopped firing)."""
+    from models import tutorial
+    x = tutorial.sample(1000, np.random.default_rng(0))
+    f = tape.record(tutorial.nll, tutorial.TRUTH, data={"x": x})
+    p = tutorial.TRUTH * 1.02
+    f.hessian(p)
+    assert _body(f) <= 17
+    assert _body(f, "grad") <= 31
+    assert _body(f, ("hessian", 0, 7)) <= 156
