@@ -29,7 +29,8 @@
 
 enum {
     TK_ADD = 0, TK_SUB = 1, TK_MUL = 2, TK_DIV = 3, TK_POW = 4, TK_MAX = 5, TK_MIN = 6,
-    TK_GT = 7, TK_GE = 8, TK_LT = 9, TK_LE = 10, TK_EQ = 11, TK_NE = 12, TK_LOGADDEXP = 13
+    TK_GT = 7, TK_GE = 8, TK_LT = 9, TK_LE = 10, TK_EQ = 11, TK_NE = 12, TK_LOGADDEXP = 13,
+    TK_FLOOR_LOG = 14, TK_FLOOR_RECIP = 15
 };
 
 /* out[i] = EXPR(x, y) with x = a[i] or a[0], y = b[i] or b[0] */
@@ -85,6 +86,8 @@ TK_CLONES static int tape_binary_inline(int fn, double *out, const double *a, lo
     case TK_LE: TK_BIN_LOOP(x <= y ? 1.0 : 0.0); return 0;
     case TK_EQ: TK_BIN_LOOP(x == y ? 1.0 : 0.0); return 0;
     case TK_NE: TK_BIN_LOOP(x != y ? 1.0 : 0.0); return 0;
+    /* the derivative of log(max(x, y)) in x: 1/x above the floor y, 0 below it (and for NaN) */
+    case TK_FLOOR_RECIP: TK_BIN_LOOP(x >= y ? 1.0 / x : 0.0); return 0;
     default: return -1;
     }
 }

@@ -36,7 +36,8 @@ cdef extern from "_kernels.h" nogil:
                       long n, long d)
     enum:
         TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
-        TK_EQ, TK_NE, TK_LOGADDEXP, TK_NEG, TK_SQUARE, TK_ABS, TK_RECIP
+        TK_EQ, TK_NE, TK_LOGADDEXP, TK_FLOOR_LOG, TK_FLOOR_RECIP, TK_NEG, TK_SQUARE, TK_ABS,
+        TK_RECIP
 
 cdef extern from "_erf.h" nogil:
     void tape_erf_array(double* out, const double* x, long n)
@@ -112,7 +113,9 @@ cdef enum:
     B_EQ = 11
     B_NE = 12
     B_LOGADDEXP = 13
-    N_BINARY = 14
+    B_FLOOR_LOG = 14
+    B_FLOOR_RECIP = 15
+    N_BINARY = 16
 
 # Instruction layout: NF int64 fields per instruction.
 cdef enum:
@@ -148,7 +151,7 @@ UNARY = dict(neg=U_NEG, exp=U_EXP, log=U_LOG, log1p=U_LOG1P, expm1=U_EXPM1, sqrt
              trigamma=U_TRIGAMMA, reciprocal=U_RECIP, arctan=U_ARCTAN, log_ndtr=U_LOG_NDTR)
 BINARY = dict(add=B_ADD, sub=B_SUB, mul=B_MUL, div=B_DIV, pow=B_POW, maximum=B_MAX,
               minimum=B_MIN, gt=B_GT, ge=B_GE, lt=B_LT, le=B_LE, eq=B_EQ, ne=B_NE,
-              logaddexp=B_LOGADDEXP)
+              logaddexp=B_LOGADDEXP, floor_log=B_FLOOR_LOG, floor_recip=B_FLOOR_RECIP)
 FIELDS = dict(kind=F_KIND, fn=F_FN, out=F_OUT, a=F_A, b=F_B, c=F_C, n=F_N, flags=F_FLAGS,
               x1=F_X1, x2=F_X2, nfields=NF)
 MODES = dict(full=M_FULL, scalar=M_SCALAR, row=M_ROW)
@@ -217,8 +220,9 @@ _init_loops()
 
 # The inline kernels of _kernels.h use the same op codes as the tables above.
 assert (TK_ADD, TK_SUB, TK_MUL, TK_DIV, TK_POW, TK_MAX, TK_MIN, TK_GT, TK_GE, TK_LT, TK_LE,
-        TK_EQ, TK_NE, TK_LOGADDEXP) == (B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_GT,
-                                        B_GE, B_LT, B_LE, B_EQ, B_NE, B_LOGADDEXP)
+        TK_EQ, TK_NE, TK_LOGADDEXP, TK_FLOOR_LOG, TK_FLOOR_RECIP) == (
+            B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_GT, B_GE, B_LT, B_LE, B_EQ, B_NE,
+            B_LOGADDEXP, B_FLOOR_LOG, B_FLOOR_RECIP)
 assert (TK_NEG, TK_SQUARE, TK_ABS, TK_RECIP) == (U_NEG, U_SQUARE, U_ABS, U_RECIP)
 
 
@@ -283,6 +287,11 @@ cdef void binary(int fn, double* out, const double* a, Py_ssize_t sa, const doub
     cdef cnp.npy_intp dim = n
     cdef double x, y
     if tape_binary_inline(fn, out, a, sa, b, sb, n) == 0:
+        return
+    if fn == B_FLOOR_LOG:
+        # log(max(a, b)): the maximum inline, then numpy's SIMD log in place
+        tape_binary_inline(B_MAX, out, a, sa, b, sb, n)
+        unary(U_LOG, out, out, n)
         return
     if B_LOOP[fn] != NULL:
         # numpy's SIMD loops for the ops with no inline kernel

@@ -117,6 +117,11 @@ power = _binary("pow", np.power, "Elementwise a ** b.")
 maximum = _binary("maximum", np.maximum, "Elementwise maximum (NaN propagates).")
 minimum = _binary("minimum", np.minimum, "Elementwise minimum (NaN propagates).")
 logaddexp = _binary("logaddexp", np.logaddexp, "log(exp(a) + exp(b)) without overflow.")
+# (the models' floored log density: np.log(np.maximum(a, 1e-300)) records as floor_log itself)
+floor_log = _binary("floor_log", lambda a, b: np.log(np.maximum(a, b)),
+                    "log(max(a, b)): a log floored at b (derivative in a: floor_recip).")
+floor_recip = _binary("floor_recip", lambda a, b: np.where(np.asarray(a) >= b, 1.0 / np.asarray(a), 0.0),
+                      "1/a where a >= b, else 0: the derivative of floor_log(a, b) in a.")
 greater = _binary("gt", np.greater, "a > b as 1.0/0.0 (no derivative).")
 greater_equal = _binary("ge", np.greater_equal, "a >= b as 1.0/0.0.")
 less = _binary("lt", np.less, "a < b as 1.0/0.0.")

@@ -178,3 +178,20 @@ def test_upper_triangle_blocks_equal_full_columns(rng):
                                rtol=1e-11, atol=1e-11)
     g = tape.record(lambda q, x: np.sum(np.exp(x @ q[:3])), p[:3], data={"x": x})
     assert g._grad_components() is None      # a vector use of the parameters: full columns
+
+
+def test_hessian_of_a_floored_log_density(rng):
+    """log(max(pdf, c)) records as floor_log: its Hessian (through floor_recip's derivative)
+    matches finite differences, with events on both sides of the floor (zero there)."""
+    x = rng.choice([-1.0, 1.0], 3000) * rng.uniform(0.3, 2.0, 3000)
+
+    def fn(p, x):
+        return -np.sum(np.log(np.maximum(p[0] * x + p[1] * x * x + p[2], 0.25)))
+
+    f = tape.record(fn, [1.0, 0.5, 0.1], data={"x": x})
+    assert "floor_log" in {n.op for n in f._graph.nodes}
+    p = np.array([1.1, 0.4, 0.05])
+    assert f(p) == pytest.approx(fn(p, x), rel=1e-13)
+    np.testing.assert_allclose(f.hessian(p), fd_hessian(f, p), rtol=1e-6, atol=1e-6)
+    below = p[0] * x + p[1] * x * x + p[2] < 0.25
+    assert 0 < below.sum() < x.size     # both sides of the floor are exercised

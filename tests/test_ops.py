@@ -342,6 +342,32 @@ add_case("clip[param]", lambda p, **d: np.clip(p[0] * 2.0, 0.5, 1.5) * p[1] + np
          _no_data)
 
 
+# The floored log of a density, log(max(x, c)) for a constant c > 0, records as floor_log (and its
+# derivative as floor_recip): values on both sides of the floor, away from it by a band gap.
+def _floor_data(rng, n):
+    out = _weights(rng, n)
+    out["x0"] = rng.choice([-1.0, 1.0], n) * rng.uniform(0.3, 2.0, n)   # below 0.2 or above 0.3
+    out["X0"] = rng.choice([-1.0, 1.0], (n, 3)) * rng.uniform(0.3, 2.0, (n, 3))
+    return out
+
+
+add_case("floor_log[x-event]",
+         lambda p, x0, **d: np.sum(np.log(np.maximum(x0 * p[0], 0.25)) * d["w"]), _floor_data, scale=3)
+add_case("floor_log[const-first]",
+         lambda p, x0, **d: np.sum(np.log(np.maximum(0.25, x0 * p[0] + p[1] - 1.0)) * np.sin(x0 * p[2])),
+         _floor_data, scale=3)
+add_case("floor_log[X-vec]",
+         lambda p, X0, **d: np.sum(np.log(np.maximum(X0 * p[2:5], 0.25)) * d["W"]), _floor_data, scale=3)
+add_case("floor_log[param]", lambda p, **d: np.log(np.maximum(p[0] - 0.5, 0.25)) * p[1]
+         + np.log(np.maximum(0.2 - p[2], 0.25)), _no_data, scale=3)
+add_case("floor_log[traced-floor]",
+         lambda p, x0, **d: np.sum(tape.math.floor_log(x0 * p[0], p[1] * 0.25) * d["w"]), _floor_data,
+         scale=3)
+add_case("floor_recip[x-event]",
+         lambda p, x0, **d: np.sum(tape.math.floor_recip(x0 * p[0], 0.25) * np.cos(x0 * p[1])),
+         _floor_data, scale=6)
+
+
 # pow: negative bases with integer exponents, squares, traced exponents on positive bases.
 def _pow_data(rng, n):
     out = _weights(rng, n)

@@ -100,3 +100,22 @@ def test_gradient_and_hessian_bodies_of_a_mixture_shrink():
     assert _body(f) <= 17
     assert _body(f, "grad") <= 31
     assert _body(f, ("hessian", 0, 7)) <= 156
+
+
+def test_floored_log_density_is_one_op():
+    """The models' NLL takes log(max(pdf, 1e-300)): one floor_log per event (no maximum, no
+    comparison), and the gradient and Hessian select nothing per event (no where)."""
+    from models import UnbinnedNLL
+    from models.tutorial_model import build
+    model, _, _ = build()
+    nll = UnbinnedNLL(model, model.sample(1000, np.random.default_rng(0)))
+    f = nll.function
+    f.hessian(nll.start)
+    ops = _ops(f)
+    assert "floor_log" in ops and "maximum" not in ops and "log" not in ops
+    assert sum(f.stats(("hessian", 0, f.n_params))["body"]) <= 137
+    from tape._replay import FIELDS, KINDS
+    for kind in ("grad", ("hessian", 0, f.n_params)):
+        spec = f._spec(kind)
+        body = spec["code"][slice(*spec["passes"][0][:2])]
+        assert not any(row[FIELDS["kind"]] == KINDS["where"] for row in body)

@@ -100,6 +100,28 @@ binary("logaddexp", np.logaddexp,
        (lambda g, ans, a, b: g * T.exp(a - ans), lambda g, ans, a, b: g * T.exp(b - ans)),
        (lambda t, ans, a, b: t * T.exp(a - ans), lambda t, ans, a, b: t * T.exp(b - ans)))
 
+
+
+def _floor_log(a, b):
+    return np.log(np.maximum(a, b))
+
+
+def _floor_recip(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a >= b, 1.0 / a, 0.0)
+
+
+# log(max(a, b)) with a floor b (recorded in place of log(maximum(a, b)) for a positive constant
+# b by simplify: a pdf's log floored at 1e-300). Its derivative in a is floor_recip, 1/a above the
+# floor and 0 below it, whose own derivative is -floor_recip^2: a Hessian's tangent of the NLL's
+# adjoint costs two multiplies per direction instead of two selections and two multiplies.
+binary("floor_log", _floor_log,
+       (lambda g, ans, a, b: g * T.floor_recip(a, b), lambda g, ans, a, b: T.where(a < b, g / b, 0.0)),
+       (lambda t, ans, a, b: t * T.floor_recip(a, b), lambda t, ans, a, b: T.where(a < b, t / b, 0.0)))
+binary("floor_recip", _floor_recip,
+       (lambda g, ans, a, b: -((g * ans) * ans), None),
+       (lambda t, ans, a, b: -((t * ans) * ans), None))
+
 # Comparisons give 1.0 / 0.0 and have no derivative.
 for _name, _impl in dict(gt=np.greater, ge=np.greater_equal, lt=np.less, le=np.less_equal,
                          eq=np.equal, ne=np.not_equal).items():

@@ -103,6 +103,15 @@ def simplify(graph, name, ids, attrs, shape, event):
             if rewrite:
                 return apply_ids(graph, rewrite, (a,))
             return None
+    if name == "log":
+        # log(maximum(x, c)), a constant c > 0 (a floored log density): one op, whose derivative
+        # 1/x above the floor needs no selection per direction (see floor_log)
+        n = nodes[ids[0]]
+        if n.op == "maximum":
+            for x, c in (n.args, n.args[::-1]):
+                v = _scalar_const(graph, c)
+                if v is not None and v > 0 and same(x):
+                    return apply_ids(graph, "floor_log", (x, c))
     if name == "square":
         # (e p)^2 -> e^2 p^2: the scalar's square once per call, and e^2 shared by every scale
         s = _scaled(graph, ids[0])
