@@ -230,6 +230,7 @@ class UnbinnedNLL(NLL):
         self._setup(list(pdf.parameters) + cons, record)
         self._data_names = names
 
+    @tape.threads.single_threaded_blas
     def toys(self, n_toys, rng=None, *, truth=None, n_events=None, method="migrad",
              progress=None):
         """Fit `n_toys` samples of the pdf at `truth` (default: the start values).

@@ -7,6 +7,8 @@ as its packed lower triangle; ``Minuit`` here unpacks that with numpy, checks it
 elements read the usual way (a changed storage in a later iminuit falls back to iminuit's own
 copy, never to a wrong matrix), and is otherwise iminuit's ``Minuit``.
 """
+import functools
+
 import numpy as np
 from iminuit import Minuit as _IminuitMinuit
 from iminuit import util as _util
@@ -35,13 +37,22 @@ def unpack_covariance(cov):
     if k != cov.nrow or packed.shape != (k * (k + 1) // 2,):
         return None
     out = np.empty((k, k))
-    rows, cols = np.tril_indices(k)
+    rows, cols = _tril(k)
     out[rows, cols] = packed
     out[cols, rows] = packed
     for i, j in {(0, 0), (k - 1, k - 1), (k - 1, 0), (k // 2, k // 3)}:
         if k and out[i, j] != cov[i, j]:
             return None
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _tril(k):
+    """np.tril_indices(k), kept: a toy study unpacks two covariances of one size per fit."""
+    rows, cols = np.tril_indices(k)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 class Minuit(_IminuitMinuit):

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from .fit import fit, prepare
+from .threads import single_threaded_blas
 
 __all__ = ["profile", "ProfileResult"]
 
@@ -112,6 +113,7 @@ class _Progress:
             sys.stderr.flush()
 
 
+@single_threaded_blas
 def profile(f, param, values, *, start, names=None, limits=None, fixed=None, method="migrad",
             errordef=None, progress=None):
     """Profile-likelihood scan of `param` over `values`, reusing the recorded tape.

@@ -48,3 +48,25 @@ def test_environment_variable_sets_the_default(tmp_path):
     env["TAPEFIT_NUM_THREADS"] = "many"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "TAPEFIT_NUM_THREADS" in bad.stderr
+
+
+def test_nested_blas_limits_keep_the_outer_one():
+    """A toy study or scan holds one BLAS limit for all its fits: an inner fit's limit neither
+    enters threadpoolctl again nor lifts the outer one when it ends."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from tape.threads import _blas_limit
+
+    def blas_threads():
+        info = [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas"]
+        return info
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library loaded")
+    with _blas_limit():
+        assert all(n == 1 for n in blas_threads())
+        with _blas_limit():
+            assert all(n == 1 for n in blas_threads())
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

@@ -150,6 +150,7 @@ class Hypotester:
         return HypoTestResult(mu, cls, clsb, clb, expected, q, qa, fits)
 
 
+@tape.threads.single_threaded_blas
 def hypotest(poi_test, data, model, init_pars=None, par_bounds=None, fixed_params=None,
              test_stat="qtilde", return_expected_set=True, method="migrad"):
     """Asymptotic CLs of POI value `poi_test` with the q̃μ test statistic.
@@ -163,6 +164,7 @@ def hypotest(poi_test, data, model, init_pars=None, par_bounds=None, fixed_param
     return Hypotester(data, model, init_pars, par_bounds, fixed_params, method).test(poi_test)
 
 
+@tape.threads.single_threaded_blas
 def upper_limit(data, model, scan, level=0.05, return_results=False, **kwargs):
     """Observed and expected upper limits on the POI where CLs crosses `level` (linear
     interpolation over `scan`, as pyhf's ``linear_grid_scan``).
