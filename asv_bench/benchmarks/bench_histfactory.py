@@ -91,6 +91,21 @@ class Workspaces:
     def time_hessian(self, name):
         self.nll.function.hessian(self.p)
 
+    def time_hessian_dense(self, name):
+        """The Hessian as one product per column (the loop before sparse Hessians)."""
+        self.nll.function.hessian(self.p, method="hvp")
+
+    def track_hessian_products(self, name):
+        """Hessian-vector products per Hessian: the sparse plan's, else one per parameter."""
+        f = self.nll.function
+        plan = f._sparse_plan()
+        from tape.function import SPARSE_MAX_FRACTION
+        if plan is None or plan.products > SPARSE_MAX_FRACTION * f.n_params:
+            return f.n_params
+        return plan.products
+
+    track_hessian_products.unit = "products"
+
     def time_fit(self, name):
         self.nll.fit()
 
