@@ -26,7 +26,9 @@ extensions = [
         ["tape/_replay.pyx"],
         include_dirs=[np.get_include(), "tape"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        extra_compile_args=(["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fopenmp"],
+        # -ffp-contract=off: a * b + c rounds twice, as numpy's separate multiply and add do, on
+        # every CPU (gcc would fuse it where FMA exists: x*x - m*m then no longer cancels)
+        extra_compile_args=(["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fopenmp", "-ffp-contract=off"],
         extra_link_args=["-fopenmp"],
     ),
 ]

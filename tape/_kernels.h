@@ -110,9 +110,9 @@ TK_CLONES static void tape_where(double *out, const double *c, long sc, const do
     }
 }
 
-/* out[i] = a[i] * b[i] + c[i], each operand full (stride 1) or a broadcast scalar (0). gcc
- * contracts the two operations into one fused multiply-add where the CPU has one (the AVX2 and
- * AVX-512 clones: one rounding); the baseline clone rounds twice. */
+/* out[i] = a[i] * b[i] + c[i] (rounded twice, as the separate multiply and add it replaces: the
+ * extension is compiled with -ffp-contract=off, so no clone fuses them), each operand full
+ * (stride 1) or a broadcast scalar (0) */
 TK_CLONES static void tape_muladd(double *out, const double *a, long sa, const double *b, long sb,
                                   const double *c, long sc, long n)
 {

@@ -31,6 +31,10 @@ _NO_DERIVATIVE = {"sign", "gt", "ge", "lt", "le", "eq", "ne", "stop_gradient"}
 _INPUTS = {"const", "data", "n_events", "direction"}
 # larger structures than this (elements times parameters) are not analysed
 MAX_ENTRIES = 5_000_000
+# the analysis gives up (the Hessian is then computed densely) once the pattern is this full, or
+# once it has visited this many times n^2 pairs of parameters
+MAX_DENSITY = 0.9
+MAX_WORK = 50
 
 
 def _one(m):
@@ -68,14 +72,35 @@ def hessian_pattern(graph, out, n_params):
     if sum(nodes[i].size for i in live) * max(1, n_params) > MAX_ENTRIES * 64:
         return None
     dep = {}
-    pairs = []
+    h = np.zeros((n_params, n_params), dtype=bool)     # the pattern so far (upper or lower)
+    work = [0, n_params * n_params]                  # pairs visited, next density check
+
+    class _Dense(Exception):
+        pass
 
     def cross(a, b):
         # second derivatives between the elements of a and those of b, row by row (the
         # pattern is made symmetric at the end)
         if a.nnz and b.nnz:
-            pairs.append(_one(a.T @ b))
+            c = (a.T @ b).tocoo()
+            h[c.row, c.col] = True
+            work[0] += c.nnz
+            # a pattern that is nearly full saves no products: stop early (and bound the work
+            # of tapes with many ops on many parameters)
+            if work[0] > MAX_WORK * n_params * n_params:
+                raise _Dense
+            if work[0] > work[1]:
+                work[1] += n_params * n_params
+                if (h | h.T).mean() > MAX_DENSITY:
+                    raise _Dense
 
+    try:
+        return _propagate(nodes, live, dep, cross, h, n_params)
+    except _Dense:
+        return None
+
+
+def _propagate(nodes, live, dep, cross, h, n_params):
     for i in live:
         node = nodes[i]
         op, args, size = node.op, node.args, node.size
@@ -172,10 +197,6 @@ def hessian_pattern(graph, out, n_params):
             dep[i] = _one(_group((ii * p + jj).ravel(), size, m * p * k) @ (ar + br))
             continue
         return None
-    if not pairs:
-        return np.zeros((n_params, n_params), dtype=bool)
-    total = sum(pairs[1:], pairs[0])
-    h = total.toarray() != 0
     return h | h.T
 
 

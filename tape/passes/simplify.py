@@ -119,19 +119,6 @@ def simplify(graph, name, ids, attrs, shape, event):
             e, p = s
             return apply_ids(graph, "mul", (apply_ids(graph, "square", (e,)),
                                             apply_ids(graph, "square", (p,))))
-    if name == "where":
-        # where(m, -x, 0) -> -where(m, x, 0) and where(m, x p, 0) -> where(m, x, 0) p (and with
-        # the zero first): the negation or scale moves out to where it costs nothing per event
-        m, a, b = ids
-        for x, zero, first in ((a, b, True), (b, a, False)):
-            if not (_const_equal(graph, zero, 0.0) and nodes[zero].size == 1 and same(x)):
-                continue
-            inner = (lambda y: (m, y, zero) if first else (m, zero, y))
-            if is_neg(x) and same(nodes[x].args[0]):
-                return apply_ids(graph, "neg", (apply_ids(graph, "where", inner(nodes[x].args[0])),))
-            s = _scaled(graph, x)
-            if s is not None:
-                return apply_ids(graph, "mul", (apply_ids(graph, "where", inner(s[0])), s[1]))
     if name == "neg":
         n = nodes[ids[0]]
         if n.op == "neg":
