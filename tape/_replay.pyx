@@ -448,6 +448,10 @@ cdef double pairwise_sum_strided(const double* a, Py_ssize_t n, Py_ssize_t s) no
 cdef inline void neumaier_add(double* acc, double* comp, double x) noexcept nogil:
     """Compensated accumulation of x into (acc, comp): the chunk partials of an event sum."""
     cdef double s = acc[0] + x
+    if not (s - s == 0.0):
+        # an infinite (or NaN) sum: no compensation (inf - inf would turn it into NaN)
+        acc[0] = s
+        return
     if fabs(acc[0]) >= fabs(x):
         comp[0] += (acc[0] - s) + x
     else:

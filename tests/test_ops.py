@@ -611,6 +611,14 @@ add_case("polyval[events]", lambda p, X, **d: np.sum(tape.polyval(_PV, X * p[2:5
 add_case("polyval[param-coefficients]",
          lambda p, X, **d: np.sum(tape.polyval(np.stack([p[2:5], p[5:8] * 0.5]), X) ** 2 * d["W"]), R,
          scale=20)
+# parameter coefficients at event points, summed directly (the coefficients' adjoint mixes the
+# summed-over output adjoint with event powers: it once failed with a ShapeError)
+add_case("polyval[param-coefficients-summed]",
+         lambda p, X, **d: np.sum(tape.polyval(np.stack([p[2:5], p[5:8] * 0.5, p[0:3]]), X * p[7])),
+         R, scale=20)
+add_case("polyval[param-coefficients-at]",
+         lambda p, X, **d: np.sum(tape.polyval(np.stack([p[2:4], p[5:7]]), X, at=[2, 0]) * d["W"][:, :2]),
+         R, scale=20)
 add_case("scatter_prod[params]",
          lambda p, **d: np.sum(tape.scatter_prod(p[1:8] ** 2, [0, 2, 0, 1, 2, 2, 0], (4,)) * np.arange(1.0, 5.0)),
          _no_data, scale=20)

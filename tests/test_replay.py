@@ -114,3 +114,12 @@ def test_constants_are_folded():
     ops = [n.op for n in f._graph.nodes]
     assert "exp" not in ops
     assert f([2.0]) == pytest.approx(2 * (math.exp(2.0) + 1.0), rel=1e-15)
+
+
+def test_event_sums_keep_infinities():
+    """An infinite term makes an infinite event sum, not NaN (the compensation of the sum
+    across chunks would compute inf - inf)."""
+    x = np.arange(5000.0)
+    f = tape.record(lambda p, x: np.sum(x * 0.0 + p[0]), [1.0], data={"x": x}, chunk_size=64)
+    assert f([np.inf]) == np.inf and f([-np.inf]) == -np.inf
+    assert np.isnan(f([np.nan])) and f([2.0]) == 10000.0

@@ -66,7 +66,11 @@ def _vjp_coeffs(g, ans, coeffs, x, *at):
     for _ in range(1, d):
         pw = pw * y
         terms.append(pw)
-    return T.stack(terms, axis=1 if g.event else 0)
+    if any(t.event for t in terms):
+        # the coefficients have no event axis: their adjoint sums over the events (here, since
+        # the terms of an event x next to a summed-over g mix event and non-event arrays)
+        terms = [T.apply("sum_events", t) if t.event else t * T.n_events(x) for t in terms]
+    return T.stack(terms, axis=0)
 
 
 def _vjp_x(g, ans, coeffs, x, *at):
