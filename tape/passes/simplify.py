@@ -5,6 +5,12 @@ Every rule returns a node of exactly the same shape and event flag as the one it
 body: ``x / s`` with an event array ``x`` and a parameter-only ``s`` becomes ``x * (1/s)`` (the
 reciprocal is computed once per call, and a multiply is cheaper per event than a divide), and
 chains ``(x * a) * b`` / ``(x + a) + b`` fold their parameter-only factors together.
+
+Products are reassociated as floating-point arithmetic strictly does not allow (as a compiler's
+-ffast-math would): ``(x a) y -> (x y) a``, ``(x a)^2 -> x^2 a^2``. Each result differs from the
+written order by rounding only, unless an intermediate product over- or underflows where the
+written one would not (magnitudes beyond about 1e150), far from a likelihood's terms. Selections
+(``where``) are never rewritten: their unselected branch must stay exactly zero.
 """
 import numpy as np
 
