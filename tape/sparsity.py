@@ -203,20 +203,19 @@ def _propagate(nodes, live, dep, cross, h, n_params):
 def _colour(pattern, rows_used):
     """Greedy groups of the columns of `pattern` such that no row in `rows_used` (a boolean mask)
     has a non-zero in two columns of one group; columns by decreasing count of such rows."""
-    n_rows = pattern.shape[0]
+    n_rows, n_cols = pattern.shape
     p = pattern & rows_used[:, None]
     order = np.argsort(-p.sum(axis=0), kind="stable")
-    used = np.zeros((n_rows, 0), dtype=bool)    # used[row, group]
+    used = np.zeros((n_rows, max(n_cols, 1)), dtype=bool)   # used[row, group]
     groups = []
     for j in order:
-        rows = p[:, j]
-        taken = used[rows].any(axis=0) if rows.any() else np.zeros(used.shape[1], dtype=bool)
-        free = np.flatnonzero(~taken)
+        rows = np.flatnonzero(p[:, j])
+        k = len(groups)
+        free = np.flatnonzero(~used[rows, :k].any(axis=0)) if rows.size else np.arange(k)
         if free.size:
             g = int(free[0])
         else:
-            g = used.shape[1]
-            used = np.concatenate([used, np.zeros((n_rows, 1), dtype=bool)], axis=1)
+            g = k
             groups.append([])
         groups[g].append(int(j))
         used[rows, g] = True
