@@ -616,7 +616,7 @@ def _seed_state(m, cb, setup, x):
     Minuit's own inversion and bookkeeping take 5 ms at 126 parameters (a fifth of the 1Lbb
     limit scan), 0.35 ms at 7. Returns False, having changed nothing, where the state's pickled
     layout is not the one known here or the seed is not positive definite: the caller then runs
-    the HESSE. (tests/test_fit.py checks the state against a HESSE's.)"""
+    the HESSE. (tests/test_minuit.py checks the state against a HESSE's.)"""
     from iminuit._core import MnUserCovariance
 
     from .minuit import _tril
@@ -631,14 +631,19 @@ def _seed_state(m, cb, setup, x):
             isinstance(state[7], MnUserCovariance) and isinstance(state[9], MnUserCovariance)
             and np.shape(state[8]) == (k,)):
         return False
+    tr = setup.transform
+    t = tr.to_internal(x[free])
+    if not np.allclose(np.asarray(state[8], dtype=np.float64), t, rtol=1e-9, atol=1e-12):
+        # Minuit moved the start (a two-sided parameter within ~1e-8 of its range from a limit
+        # is clamped inside): its HESSE takes the Hessian there, so it runs
+        return False
     h = cb.hessian(x)           # what Minuit's HESSE would be handed
     h = h[:k, :k] if cb.free is not None else h[np.ix_(free, free)]
     inv = pd_inverse(0.5 * (h + h.T))
     if inv is None:
         return False
     cov = 2.0 * setup.errordef * inv
-    tr = setup.transform
-    d1 = tr.to_external(tr.to_internal(x[free]))[1]
+    d1 = tr.to_external(t)[1]
     if not np.all(d1 != 0):
         return False
     cov_int = cov / np.outer(d1, d1)

@@ -112,3 +112,18 @@ def test_seed_state_is_a_hesse_on_the_seed(fixed, limits):
         np.testing.assert_allclose(ours[i].__getstate__()[0], hesse[i].__getstate__()[0],
                                    rtol=1e-9, atol=1e-15)
         assert ours[i].__getstate__()[1] == hesse[i].__getstate__()[1] == n - len(fixed)
+
+
+def test_seed_state_leaves_a_start_minuit_moved_to_the_hesse():
+    """A start within ~1e-8 of a two-sided limit is moved inside by Minuit (its internal
+    coordinate is clamped): the state is then left to a real HESSE at Minuit's point (writing
+    it from the true start made the internal covariance 1e3 to 1e33 times too large)."""
+    import sys
+    import tape
+    F = sys.modules["tape.fit"]
+    f = tape.record(lambda p: (p[0] - 0.3) ** 2 + (p[1] - p[0]) ** 2 + p[1] ** 4, np.full(2, 0.5))
+    setup = F.prepare(f, np.array([1.58e-12, 0.4]), None, [(0.0, 1.0)] * 2, None, None)
+    cb = F._Counted(f, seed_pd=True, limits=setup.limits)
+    m, _ = F._minuit(setup, cb, setup.start, True, 0, None)
+    cb.seed_from(setup.start, None)
+    assert not F._seed_state(m, cb, setup, setup.start)
