@@ -611,59 +611,36 @@ def _migrad(setup, cb, x, hessian_seed, seed_source, strategy, tol, ncall):
 
 
 def _seed_state(m, cb, setup, x):
-    """Give Minuit's start state the full inverse of the seed Hessian at x, the covariance in
-    external and in internal coordinates, as a HESSE on that Hessian would, without the HESSE:
-    Minuit's own inversion and bookkeeping take 5 ms at 126 parameters (a fifth of the 1Lbb
-    limit scan), 0.35 ms at 7. Returns False, having changed nothing, where the state's pickled
-    layout is not the one known here or the seed is not positive definite: the caller then runs
-    the HESSE. (tests/test_minuit.py checks the state against a HESSE's.)"""
-    from iminuit._core import MnUserCovariance
-
-    from .minuit import _tril
+    """Give Minuit's start state the full inverse of the seed Hessian at x, as a HESSE on that
+    Hessian would, without the HESSE: Minuit's own inversion and bookkeeping take 5 ms at 126
+    parameters (a fifth of the 1Lbb limit scan), 0.35 ms at 7. Returns False, having changed
+    nothing, where Minuit moved the start, the seed is not positive definite or the state cannot
+    be written (``tape.minuit.write_start_covariance``): the caller then runs the HESSE."""
+    from .minuit import start_internal, write_start_covariance
     from .newton import pd_inverse
-    try:
-        state = m._last_state.__getstate__()
-    except Exception:
-        return False
     free = setup.free
-    k = free.size
-    if not (len(state) == 10 and isinstance(state[1], bool) and
-            isinstance(state[7], MnUserCovariance) and isinstance(state[9], MnUserCovariance)
-            and np.shape(state[8]) == (k,)):
-        return False
     tr = setup.transform
     t = tr.to_internal(x[free])
-    if not np.allclose(np.asarray(state[8], dtype=np.float64), t, rtol=1e-9, atol=1e-12):
+    internal = start_internal(m)
+    if internal is None or internal.shape != t.shape or \
+            not np.allclose(internal, t, rtol=1e-9, atol=1e-12):
         # Minuit moved the start (a two-sided parameter within ~1e-8 of its range from a limit
         # is clamped inside): its HESSE takes the Hessian there, so it runs
         return False
+    k = free.size
     h = cb.hessian(x)           # what Minuit's HESSE would be handed
     h = h[:k, :k] if cb.free is not None else h[np.ix_(free, free)]
     inv = pd_inverse(0.5 * (h + h.T))
-    if inv is None:
+    d1 = tr.to_external(t)[1]
+    if inv is None or not np.all(d1 != 0):
         return False
     cov = 2.0 * setup.errordef * inv
-    d1 = tr.to_external(t)[1]
-    if not np.all(d1 != 0):
-        return False
     cov_int = cov / np.outer(d1, d1)
     if not np.all(np.isfinite(cov_int)):
         return False
     g = cb.grad(x)[free] * d1
-    rows, cols = _tril(k)
-    new = list(state)
-    new[1], new[2] = True, 3                      # a covariance, of full accuracy
-    new[3] = float(cb.value(x))
-    new[4] = float(0.25 / setup.errordef * (g @ cov_int @ g))
-    new[7] = MnUserCovariance(cov[rows, cols], k)
-    new[9] = MnUserCovariance(cov_int[rows, cols], k)
-    cls = type(m._last_state)
-    st = cls.__new__(cls)       # (pybind11 unpickling: __setstate__ on an unconstructed object)
-    st.__setstate__(tuple(new))
-    if len(st) != len(m._last_state):
-        return False
-    m._last_state = st
-    return True
+    edm = 0.25 / setup.errordef * float(g @ cov_int @ g)
+    return write_start_covariance(m, cov, cov_int, float(cb.value(x)), edm)
 
 
 def _migrad_minimum(setup, cb, m, values):

@@ -13,7 +13,7 @@ import numpy as np
 from iminuit import Minuit as _IminuitMinuit
 from iminuit import util as _util
 
-__all__ = ["Minuit"]
+__all__ = ["Minuit", "start_internal", "write_start_covariance"]
 
 
 def unpack_covariance(cov):
@@ -53,6 +53,51 @@ def _tril(k):
     rows.setflags(write=False)
     cols.setflags(write=False)
     return rows, cols
+
+
+def _state_tuple(m):
+    """Minuit2's pickled start state (iminuit 2.33: a 10-tuple whose 8th and 10th items are the
+    external and internal covariance, the 9th the internal values), or None if it is not that."""
+    from iminuit._core import MnUserCovariance
+    try:
+        state = m._last_state.__getstate__()
+    except Exception:
+        return None
+    if not (len(state) == 10 and isinstance(state[1], bool) and
+            isinstance(state[7], MnUserCovariance) and isinstance(state[9], MnUserCovariance)
+            and np.ndim(state[8]) == 1):
+        return None
+    return state
+
+
+def start_internal(m):
+    """Minuit's internal values of its start state's free parameters, or None."""
+    state = _state_tuple(m)
+    return None if state is None else np.asarray(state[8], dtype=np.float64)
+
+
+def write_start_covariance(m, cov, cov_int, fval, edm):
+    """Write (k, k) covariances of the free parameters, external `cov` and internal `cov_int`,
+    with `fval` and `edm`, into Minuit's start state as a HESSE leaves them (covariance status 3,
+    full accuracy). Returns False, changing nothing, if the state is not the layout known here
+    (tests/test_minuit.py checks the result against a HESSE's)."""
+    from iminuit._core import MnUserCovariance
+    state = _state_tuple(m)
+    k = len(cov)
+    if state is None or len(state[8]) != k:
+        return False
+    rows, cols = _tril(k)
+    new = list(state)
+    new[1], new[2], new[3], new[4] = True, 3, fval, edm
+    new[7] = MnUserCovariance(cov[rows, cols], k)
+    new[9] = MnUserCovariance(cov_int[rows, cols], k)
+    cls = type(m._last_state)
+    st = cls.__new__(cls)       # (pybind11 unpickling: __setstate__ on an unconstructed object)
+    st.__setstate__(tuple(new))
+    if len(st) != len(m._last_state):
+        return False
+    m._last_state = st
+    return True
 
 
 class Minuit(_IminuitMinuit):
