@@ -407,3 +407,17 @@ class _SumFunction:
         for f, idx in self.parts:
             h[np.ix_(idx, idx)] += f.hessian(p[idx])
         return h
+
+    @property
+    def hessian_in_one_pass(self):
+        return all(f.hessian_in_one_pass for f, _ in self.parts)
+
+    def value_grad_hessian(self, p):
+        p = np.asarray(p, dtype=np.float64)
+        v, g, h = 0.0, np.zeros(self.n_params), np.zeros((self.n_params, self.n_params))
+        for f, idx in self.parts:
+            vi, gi, hi = f.value_grad_hessian(p[idx])
+            v += vi
+            np.add.at(g, idx, gi)
+            h[np.ix_(idx, idx)] += hi
+        return v, g, h

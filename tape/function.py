@@ -156,7 +156,8 @@ class Function:
         if kind[0] == "hessian":
             gid = self._grad_node()
             comps = self._grad_components()
-            cols = []
+            # ("hessian", j0, j1, True): the value and the gradient first, from the same pass
+            cols = [self._out, gid] if kind[3:4] == (True,) else []
             for j in range(kind[1], kind[2]):
                 seed = g.const(np.eye(n)[j])
                 if comps is None:
@@ -364,24 +365,69 @@ class Function:
                     x[n + j] = 1.0
                     prog.run(x, h[j])
                     x[n + j] = 0.0
-        elif method == "blocks" and self._components() is not None:
-            # column j holds rows 0..j (the upper triangle); the rest by symmetry
-            for j0 in range(0, n, k):
-                j1 = min(n, j0 + k)
-                out = self._run(("hessian", j0, j1), p, (j1 * (j1 + 1) - j0 * (j0 + 1)) // 2)
-                q = 0
-                for j in range(j0, j1):
-                    h[:j + 1, j] = out[q:q + j + 1]
-                    h[j, :j] = out[q:q + j]
-                    q += j + 1
-            return h
         elif method == "blocks":
-            for j0 in range(0, n, k):
-                j1 = min(n, j0 + k)
-                h[j0:j1] = self._run(("hessian", j0, j1), p, (j1 - j0) * n).reshape(j1 - j0, n)
+            return self._hessian_blocks(p, False)[2]
         else:
             raise ValueError(f"method must be 'blocks', 'hvp', 'sparse' or None, got {method!r}")
         return 0.5 * (h + h.T)
+
+    @property
+    def hessian_in_one_pass(self):
+        """Whether ``value_grad_hessian`` takes a single pass over the events (at most
+        ``HESSIAN_BLOCK`` parameters): then it costs about three gradients (tutorial model),
+        and Newton takes the exact Hessian at every step near the minimum."""
+        return self._n <= HESSIAN_BLOCK
+
+    def value_grad_hessian(self, p):
+        """(value, gradient, Hessian) at `p`; where the Hessian takes one pass over the events
+        (the default for up to ``HESSIAN_BLOCK`` parameters), the value and the gradient come
+        from that same pass: a Newton step needs all three, and the pass costs under a tenth
+        more than the Hessian alone (tutorial model at 1e5 events: 1.84 ms for the three,
+        1.71 ms for the Hessian, 0.63 ms for value and gradient).
+
+        Examples
+        --------
+        >>> import numpy as np, tape
+        >>> x = np.array([1.0, 2.0, 3.0])
+        >>> f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2 * p[1]), [0.0, 1.0], data={"x": x})
+        >>> v, g, h = f.value_grad_hessian([1.0, 2.0])
+        >>> float(v), g.tolist(), h.tolist()
+        (10.0, [-12.0, 5.0], [[12.0, -6.0], [-6.0, 0.0]])
+        """
+        p = self._params(p)
+        n = self._n
+        if n > HESSIAN_BLOCK and self._n_events <= HVP_LOOP_MAX_EVENTS:
+            v, g = self.value_and_grad(p)
+            return v, g, self.hessian(p)
+        return self._hessian_blocks(p, True)
+
+    def _hessian_blocks(self, p, with_value):
+        """The Hessian by column blocks ("blocks"); `with_value`: the first block's program
+        also gives the value and the gradient. Returns (value or None, gradient or None, H)."""
+        n, k = self._n, HESSIAN_BLOCK
+        h = np.empty((n, n))
+        v = g = None
+        upper = self._components() is not None
+        for j0 in range(0, n, k):
+            j1 = min(n, j0 + k)
+            size = (j1 * (j1 + 1) - j0 * (j0 + 1)) // 2 if upper else (j1 - j0) * n
+            if with_value and j0 == 0:
+                out = self._run(("hessian", j0, j1, True), p, 1 + n + size)
+                v, g, out = float(out[0]), out[1:1 + n], out[1 + n:]
+            else:
+                out = self._run(("hessian", j0, j1), p, size)
+            if not upper:
+                h[j0:j1] = out.reshape(j1 - j0, n)
+                continue
+            # column j holds rows 0..j (the upper triangle); the rest by symmetry
+            q = 0
+            for j in range(j0, j1):
+                h[:j + 1, j] = out[q:q + j + 1]
+                h[j, :j] = out[q:q + j]
+                q += j + 1
+        if not upper:
+            h = 0.5 * (h + h.T)
+        return v, g, h
 
     def _sparse_plan(self):
         """The ``tape.sparsity.SparseHessian`` of this tape (found once, shared with copies

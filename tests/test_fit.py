@@ -269,9 +269,33 @@ def test_callback_cache_is_keyed_on_the_exact_vector():
     assert cb.value(np.array([1.0, -1.0])) == f([1.0, -1.0]) and cb.nfcn == 4
 
 
+def test_callback_value_grad_hessian_shares_the_caches():
+    """The fused evaluation fills both caches (one gradient and one Hessian counted); where the
+    gradient or the Hessian is already known there, nothing is evaluated twice."""
+    from tape.fit import _Counted
+    x0 = np.random.default_rng(0).normal(size=500)
+    f = tape.record(lambda p, x: np.sum((x - p[0]) ** 2 * p[1] ** 2 + p[1] ** 4), [0.0, 1.0],
+                    data={"x": x0})
+    cb = _Counted(f, seed_pd=True)
+    x = np.array([0.3, 1.2])
+    v, g, h = cb.value_grad_hessian(x)
+    assert (cb.ngrad, cb.nhess) == (1, 1)
+    assert v == pytest.approx(f(x), rel=1e-14)
+    np.testing.assert_allclose(g, f.grad(x), rtol=1e-13)
+    np.testing.assert_allclose(h, f.hessian(x), rtol=1e-13)
+    assert cb.value_and_grad(x)[0] == v and cb.raw_hessian(x) is h
+    assert (cb.ngrad, cb.nhess) == (1, 1)
+    y = np.array([0.4, 1.1])
+    cb.value_and_grad(y)
+    cb.value_grad_hessian(y)                   # the gradient was known: the Hessian alone
+    assert (cb.ngrad, cb.nhess) == (2, 2)
+    with pytest.raises(ValueError):
+        cb.value_grad_hessian(np.array([1.0, 2.0, 3.0]))
+
+
 def test_counts_and_edm_of_the_tutorial_fits(nll, reference):
-    """Hessian-seeded Migrad ends with exact Newton steps (EDM at rounding level); Newton needs
-    fewer exact Hessians than steps; the errors of both are those of the exact Hessian at the
+    """Hessian-seeded Migrad ends with exact Newton steps (EDM at rounding level); Newton takes
+    at most one exact Hessian per point (on few parameters, from the gradient's pass); the errors of both are those of the exact Hessian at the
     reported minimum (final_hessian), or, with final_hessian=False, of the last exact Hessian
     (within Minuit's tolerance of the minimum, as a HESSE after Migrad would be)."""
     p0 = np.minimum(nll.start * 1.03, [p.limits[1] for p in nll.parameters])
@@ -279,7 +303,7 @@ def test_counts_and_edm_of_the_tutorial_fits(nll, reference):
     assert r.valid and r.edm < 1e-7 * 0.5
     assert r.nhess <= 3 and r.nfcn + r.ngrad <= 60
     rn = nll.fit(p0, method="newton")
-    assert rn.valid and rn.edm < 1e-7 * 0.5 and rn.nhess < rn.ngrad
+    assert rn.valid and rn.edm < 1e-7 * 0.5 and rn.nhess <= rn.ngrad
     for res in (r, rn):
         h = nll.hessian(np.array(res.values))
         np.testing.assert_allclose(np.array(res.errors), np.sqrt(np.diag(np.linalg.inv(h))),
@@ -436,12 +460,15 @@ def test_newton_reports_a_degenerate_minimum_as_minuit_would():
     nll = UnbinnedNLL(model, model.sample(2000, np.random.default_rng(1)))
     newton = nll.toys(41, np.random.default_rng(5), method="newton")
     migrad = nll.toys(41, np.random.default_rng(5))
-    for k, flat in ((23, {"sig1frac", "sigma2"}), (39, {"sig1frac", "sigma1", "sigma2"})):
+    signal = {"sig1frac", "sigma1", "sigma2"}
+    for k in (23, 39):
         r = newton[k]
         assert r.valid and "degenerate minimum" in r.message, r.message
         assert r.fval == pytest.approx(migrad[k].fval, abs=1e-3)
-        nan = {name for name in r.names if not np.isfinite(r.errors[name])}
-        assert nan == flat
-        ok = [name for name in r.names if name not in flat]
+        # which of the three the flat directions mix depends on where on the degenerate set
+        # the fit ends (sigma1 = sigma2 with any fraction, or a fraction on its limit)
+        flat = {name for name in r.names if not np.isfinite(r.errors[name])}
+        assert flat and flat <= signal, flat
+        ok = [name for name in r.names if name not in signal]
         np.testing.assert_allclose([r.errors[name] for name in ok],
                                    [migrad[k].errors[name] for name in ok], rtol=0.2)

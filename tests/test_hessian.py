@@ -195,3 +195,36 @@ def test_hessian_of_a_floored_log_density(rng):
     np.testing.assert_allclose(f.hessian(p), fd_hessian(f, p), rtol=1e-6, atol=1e-6)
     below = p[0] * x + p[1] * x * x + p[2] < 0.25
     assert 0 < below.sum() < x.size     # both sides of the floor are exercised
+
+
+@pytest.mark.parametrize("n, events, parts", [(7, 300, True), (7, 300, False),
+                                              (21, 5000, True), (21, 50, True)])
+def test_value_grad_hessian_equals_the_separate_calls(rng, n, events, parts):
+    """One pass for value, gradient and Hessian (block programs, parameters taken apart or used
+    as a vector, one block or several), or separate calls (hvp columns on few events): the same
+    numbers as ``f(p)``, ``f.grad(p)`` and ``f.hessian(p)``, to rounding."""
+    x = rng.normal(size=(events, n))
+
+    def fn(p, x):
+        if parts:
+            q = list(p)
+            z = sum(x[:, k] * q[k] for k in range(n))
+            return np.sum(np.log1p(z ** 2)) + q[0] ** 2 * q[1] + np.sum(np.exp(0.1 * x[:, 0] * q[2]))
+        return np.sum(np.log1p((x @ p) ** 2)) + np.sum(p ** 4)
+
+    p = rng.uniform(-0.5, 0.5, n)
+    f = tape.record(fn, p, data={"x": x})
+    assert (f._components() is not None) == parts
+    v, g, h = f.value_grad_hessian(p)
+    assert f.hessian_in_one_pass == (n <= 16)
+    assert v == pytest.approx(f(p), rel=1e-13)
+    np.testing.assert_allclose(g, f.grad(p), rtol=1e-12, atol=1e-12 * np.abs(g).max())
+    np.testing.assert_allclose(h, f.hessian(p), rtol=1e-12, atol=1e-12 * np.abs(h).max())
+    np.testing.assert_array_equal(h, h.T)
+    # subsampled: the same pass on the same blocks of events
+    x = rng.normal(size=(4096, n))
+    s = f.with_data(x=x).subsample(2)
+    v, g, h = s.value_grad_hessian(p)
+    assert v == pytest.approx(s(p), rel=1e-13)
+    np.testing.assert_allclose(g, s.grad(p), rtol=1e-12, atol=1e-12 * np.abs(g).max())
+    np.testing.assert_allclose(h, s.hessian(p), rtol=1e-12, atol=1e-12 * np.abs(h).max())

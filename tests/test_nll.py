@@ -134,6 +134,10 @@ def test_simultaneous_shares_parameters_by_name():
     np.testing.assert_allclose(g, tape.numerical_grad(s, p), rtol=1e-6)
     h = s.hessian(p)
     assert h[1, 2] == 0.0 and h[0, 0] == pytest.approx(a.hessian(p[[0, 1]])[0, 0] + b.hessian(p[[0, 2]])[0, 0])
+    v, g3, h3 = s.function.value_grad_hessian(p)
+    assert v == pytest.approx(s(p), rel=1e-14) and s.function.hessian_in_one_pass
+    np.testing.assert_allclose(g3, g, rtol=1e-13)
+    np.testing.assert_allclose(h3, h, rtol=1e-13)
     assert s.fit().valid
 
 

@@ -127,8 +127,8 @@ def test_bad_stride(setup, bad):
 
 
 def hessian_strides(monkeypatch):
-    """(list that records the stride of every Hessian evaluated from now on, the original
-    ``Function.hessian``)."""
+    """(list that records the stride of every Hessian evaluated from now on, alone or with the
+    value and gradient, the original ``Function.hessian``)."""
     calls = []
     original = tape.Function.hessian
 
@@ -136,7 +136,14 @@ def hessian_strides(monkeypatch):
         calls.append(self.stride)
         return original(self, p, **k)
 
+    fused = tape.Function.value_grad_hessian
+
+    def spy_fused(self, p):
+        calls.append(self.stride)
+        return fused(self, p)
+
     monkeypatch.setattr(tape.Function, "hessian", spy)
+    monkeypatch.setattr(tape.Function, "value_grad_hessian", spy_fused)
     return calls, original
 
 
