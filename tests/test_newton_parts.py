@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tape.newton import Transform, _Model, _trust_step
+from tape.newton import Transform, _Model, _trust_step, _trust_step_pd
 
 
 def model(g, h, s):
@@ -28,6 +28,31 @@ def test_trust_step_is_the_constrained_minimum(seed):
         d = rng.normal(size=n)
         d *= radius * rng.uniform() ** (1 / n) / np.linalg.norm(d)
         assert model(g, h, d) >= best - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cholesky_trust_step_equals_the_eigen_decomposition_one(seed):
+    """A positive definite model whose Newton step leaves the region: the More-Sorensen step
+    from Cholesky factorizations is the eigen-decomposition's step (within its 1e-3 tolerance
+    on the length), on well and badly conditioned models; _Model takes it from 40 parameters."""
+    rng = np.random.default_rng(seed)
+    n = (5, 60)[seed % 2]
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    w = 10.0 ** rng.uniform(-6 if seed % 3 == 0 else -1, 1, n)
+    h = (q * w) @ q.T
+    h = 0.5 * (h + h.T)
+    g = rng.normal(size=n)
+    newton = np.linalg.norm(np.linalg.solve(h, g))
+    radius = newton * rng.uniform(0.01, 0.9)
+    s = _trust_step_pd(h, g, radius)
+    ref = _trust_step(g, h, radius)
+    assert radius <= np.linalg.norm(s) <= radius * (1 + 1e-3)
+    assert model(g, h, s) <= model(g, h, ref) + 2e-3 * abs(model(g, h, ref))
+    np.testing.assert_allclose(s, ref, atol=5e-3 * radius)
+    m = _Model(h, g)
+    assert m.pd
+    np.testing.assert_allclose(m.step(radius), s if n >= 40 else ref, rtol=1e-12, atol=1e-15)
+    assert (m._eig is None) == (n >= 40)
 
 
 def test_trust_step_at_a_saddle_point_follows_the_negative_curvature():
