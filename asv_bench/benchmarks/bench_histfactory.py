@@ -109,6 +109,11 @@ class Workspaces:
     def time_fit(self, name):
         self.nll.fit()
 
+    def time_fit_newton(self, name):
+        """Trust-region Newton (its boundary steps from Cholesky factorizations on many
+        parameters, eigen-decompositions only for indefinite models)."""
+        self.nll.fit(method="newton")
+
     def track_first_fit_seconds(self, name):
         """Wall time of a user's first fit: recording the NLL, building its programs, fitting."""
         import time
