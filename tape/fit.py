@@ -273,8 +273,9 @@ class _Counted:
             if h is None:
                 if isinstance(f_seed, np.ndarray):
                     h = f_seed
-                elif f_seed is None and self._last[0] == x.tobytes():
-                    h = self._last[1]           # (from value_grad_hessian at the start)
+                elif f_seed is None and self._last[0] == skey.tobytes():
+                    # (from value_grad_hessian at the start: Minuit's x may differ by rounding)
+                    h = self._last[1]
                 else:
                     self.nhess += 1
                     h = (self.f if f_seed is None else f_seed).hessian(x)

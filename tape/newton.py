@@ -479,20 +479,23 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             # the first radius admits the Newton step of the absolute-eigenvalue Hessian
             radius = max(1.0, model.abs_newton_length())
         accepted = False
-        for _ in range(60):
+        for attempt in range(60):
             su = model.step(radius, saddle_free=SADDLE_FREE and big)
             s = su / scale
             predicted = model.decrease(su)
             # a Newton step of an exact model within EDM near_goal of the minimum ends within
             # edm_goal, where the exact Hessian is evaluated (see above); and where the Hessian
             # takes the same single pass as the gradient, every step of a positive definite
-            # model between the far phase and there gets it: an exact model at each step costs
+            # model between the far phase and the first exact model within near_goal gets it
+            # (the first trial point of each iteration only: one the trust region rejects wastes
+            # its Hessian; a function noisy at that scale rejects many): an exact model costs
             # less than the steps an SR1 model adds (Newton on the tutorial model, 6 datasets
             # of 1e5 events: 111 -> 98 ms; a 21-point profile 90 -> 78 ms). Not after an
             # indefinite model: on 41 2000-event toys, exact models there led Newton to the
             # saddle where both Gaussians coincide 3 times (SR1: once, as with pd models only)
-            fused = (b_here and near and final_hessian and model.pd and su is model.newton_step) or \
-                (one_pass and not far and model.pd and not (b_here and near))
+            fused = attempt == 0 and (
+                (b_here and near and final_hessian and model.pd and su is model.newton_step) or
+                (one_pass and not far and model.pd and not near))
             xn, vn, gn, d1n, d2n = evaluate(t + s, hessian=fused)
             actual = v - vn
             rho = actual / predicted if predicted > 0 else -1.0

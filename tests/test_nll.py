@@ -141,6 +141,28 @@ def test_simultaneous_shares_parameters_by_name():
     assert s.fit().valid
 
 
+def test_simultaneous_fit_with_a_category_without_free_parameters():
+    """A category whose parameters are all fixed: its Function takes no parameters, and its
+    value, gradient and Hessian still add to the sum (value_grad_hessian of zero parameters)."""
+    x = Observable("x", (-5.0, 5.0))
+    mu, s = Parameter("mu", 0.0), Parameter("s", 1.0, limits=(0.1, 5))
+    c = Parameter("c", 0.5, fixed=True)
+    rng = np.random.default_rng(0)
+    a = UnbinnedNLL(Gaussian(x, mu, s), rng.normal(0.2, 1.1, 300))
+    b = UnbinnedNLL(Gaussian(x, c, 2.0), rng.normal(0.5, 1.0, 100))
+    assert b.function.n_params == 0
+    v, g, h = b.function.value_grad_hessian(np.zeros(0))
+    assert v == pytest.approx(b.function(np.zeros(0)), rel=1e-14) and g.shape == (0,)
+    assert h.shape == (0, 0)
+    sim = SimultaneousNLL({"a": a, "b": b})
+    alone = a.fit()
+    for method in ("migrad", "newton"):
+        r = sim.fit(method=method)
+        assert r.valid
+        np.testing.assert_allclose(np.array(r.values), np.array(alone.values), atol=1e-5)
+        assert r.fval == pytest.approx(alone.fval + b.function(np.zeros(0)), abs=1e-6)
+
+
 def test_fit_recovers_the_tutorial_truth(tut):
     model, x, params, data = tut
     nll = UnbinnedNLL(model, data)
