@@ -492,13 +492,10 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
             # less than the steps an SR1 model adds (Newton on the tutorial model, 6 datasets
             # of 1e5 events: 111 -> 98 ms; a 21-point profile 90 -> 78 ms). Not after an
             # indefinite model: on 41 2000-event toys, exact models there led Newton to the
-            # saddle where both Gaussians coincide 3 times (SR1: once, as with pd models only).
-            # A far step predicted to lower the function by less than FAR_DECREASE * errordef
-            # ends the far phase: its point gets the exact Hessian too (at 1e6: 270 -> 253 ms)
+            # saddle where both Gaussians coincide 3 times (SR1: once, as with pd models only)
             fused = attempt == 0 and (
                 (b_here and near and final_hessian and model.pd and su is model.newton_step) or
-                (one_pass and (not far or predicted < FAR_DECREASE * errordef) and model.pd
-                 and not near))
+                (one_pass and not far and model.pd and not near))
             xn, vn, gn, d1n, d2n = evaluate(t + s, hessian=fused)
             actual = v - vn
             rho = actual / predicted if predicted > 0 else -1.0
