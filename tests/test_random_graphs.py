@@ -319,6 +319,12 @@ def test_hessian_matches_finite_differences_of_the_gradient(problem):
     np.testing.assert_allclose(h, 0.5 * (num + num.T), rtol=1e-4, atol=1e-6 * scale)
     v = np.linspace(-1.0, 1.0, p.size)
     np.testing.assert_allclose(f.hvp(p, v), h @ v, rtol=1e-9, atol=1e-10 * scale * p.size)
+    # value, gradient and Hessian from the Hessian's one pass: the separate calls' numbers
+    v3, g3, h3 = f.value_grad_hessian(p)
+    assert v3 == pytest.approx(f(p), rel=1e-12, abs=1e-13 * magnitude + 1e-300)
+    g = f.grad(p)
+    np.testing.assert_allclose(g3, g, rtol=1e-12, atol=1e-12 * (np.abs(g).max() + scale))
+    np.testing.assert_array_equal(h3, h)
 
 
 @settings(**SETTINGS)
