@@ -117,20 +117,25 @@ def _trust_step(g, h, radius, eig=None):
 CHOLESKY_STEP_MIN = 40
 
 
-def _trust_step_pd(h, g, radius, factor=None):
+def _trust_step_pd(h, g, radius, factor=None, lam=0.0):
     """The trust-region step of a positive definite h whose Newton step is longer than
     `radius`: the root lam > 0 of 1/|s(lam)| = 1/radius, s(lam) = -(h + lam 1)^-1 g, by Newton's
-    method from lam = 0, which increases lam monotonically to the root (More and Sorensen,
-    1983), with a Cholesky factorization per iteration; `factor` is that of h (lam = 0).
-    Returns the step, or None where a factorization fails (rounding of a barely positive
-    definite h): the caller then takes the eigen-decomposition.
+    method from below (lam = 0, with `factor` that of h; or a `lam` known to be below the root,
+    as that of a larger radius), which increases lam monotonically to the root (More and
+    Sorensen, 1983), with a Cholesky factorization per iteration. The step ends within 1e-3
+    above the radius. Returns (step, lam), or None where a factorization fails or lam stops
+    increasing (a barely positive definite h: the shift the root needs is below the rounding
+    of h's diagonal): the caller then takes the eigen-decomposition.
 
     >>> h, g = np.diag([1.0, 4.0]), np.array([-2.0, -4.0])
-    >>> s = _trust_step_pd(h, g, 1.0)
+    >>> s, lam = _trust_step_pd(h, g, 1.0)
     >>> bool(abs(np.linalg.norm(s) - 1.0) < 1e-3), bool(np.allclose(s, _trust_step(g, h, 1.0), atol=1e-3))
     (True, True)
     """
-    lam = 0.0
+    if not radius > 0.0:
+        return None
+    if lam > 0.0:
+        factor = None
     eye = np.eye(len(g))
     for _ in range(50):
         if factor is None:
@@ -144,8 +149,10 @@ def _trust_step_pd(h, g, radius, factor=None):
         norm = math.sqrt(float(p @ p))
         if not math.isfinite(norm):
             return None
-        if abs(norm - radius) <= 1e-3 * radius or (norm < radius and lam == 0.0):
-            return p
+        if abs(norm - radius) <= 1e-3 * radius:
+            return p, lam
+        if norm < radius:
+            return None             # below the root: only rounding gets here
         # |q|^2 = p' (h + lam)^-1 p, with R'R = h + lam: q = R'^-1 p
         q, info = dtrtrs(factor, p, lower=False, trans=1)
         if info != 0:
@@ -153,10 +160,11 @@ def _trust_step_pd(h, g, radius, factor=None):
         qq = float(q @ q)
         if qq <= 0.0:
             return None
-        lam += (norm / radius - 1.0) * norm * norm / qq
-        lam = max(lam, 0.0)
-        factor = None
-    return p
+        new = lam + (norm / radius - 1.0) * norm * norm / qq
+        if not new > lam:
+            return None
+        lam, factor = new, None
+    return None
 
 
 class _Model:
@@ -172,6 +180,7 @@ class _Model:
         c, info = dpotrf(h, lower=False, clean=False, overwrite_a=False)
         self.pd = info == 0
         self._factor = c if self.pd else None
+        self._shift = (0.0, 0.0)    # (radius, lam) of the last Cholesky trust-region step
         if self.pd:
             step, info = dpotrs(c, g, lower=False)
             self.newton_step = -step
@@ -205,9 +214,13 @@ class _Model:
         if self.pd and math.sqrt(float(self.newton_step @ self.newton_step)) <= radius:
             return self.newton_step
         if self.pd and self._eig is None and len(self.g) >= CHOLESKY_STEP_MIN:
-            s = _trust_step_pd(self.h, self.g, radius, self._factor)
-            if s is not None:
-                return s
+            # a smaller radius than the last one (a rejected step) starts from its shift
+            r0, lam0 = self._shift
+            found = _trust_step_pd(self.h, self.g, radius, self._factor,
+                                   lam0 if radius < r0 else 0.0)
+            if found is not None:
+                self._shift = (radius, found[1])
+                return found[0]
         eig = self.eig()
         s_tr = _trust_step(self.g, self.h, radius, eig)
         if self.pd or not saddle_free:

@@ -44,8 +44,9 @@ def test_cholesky_trust_step_equals_the_eigen_decomposition_one(seed):
     g = rng.normal(size=n)
     newton = np.linalg.norm(np.linalg.solve(h, g))
     radius = newton * rng.uniform(0.01, 0.9)
-    s = _trust_step_pd(h, g, radius)
+    s, lam = _trust_step_pd(h, g, radius)
     ref = _trust_step(g, h, radius)
+    assert lam > 0
     assert radius <= np.linalg.norm(s) <= radius * (1 + 1e-3)
     assert model(g, h, s) <= model(g, h, ref) + 2e-3 * abs(model(g, h, ref))
     np.testing.assert_allclose(s, ref, atol=5e-3 * radius)
@@ -53,6 +54,46 @@ def test_cholesky_trust_step_equals_the_eigen_decomposition_one(seed):
     assert m.pd
     np.testing.assert_allclose(m.step(radius), s if n >= 40 else ref, rtol=1e-12, atol=1e-15)
     assert (m._eig is None) == (n >= 40)
+
+
+def test_cholesky_trust_step_gives_way_on_a_barely_positive_definite_model():
+    """Condition 1e16: the shift the root needs is below the rounding of the diagonal, so the
+    Cholesky iteration stops (None) and the model takes the eigen-decomposition's step, inside
+    the radius (it used to run out its iterations and return a step 1.2 times the radius)."""
+    rng = np.random.default_rng(157)
+    n = 40
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    w = np.geomspace(1e-16, 1.0, n)
+    h = (q * w) @ q.T
+    h = 0.5 * (h + h.T)
+    g = q @ (rng.normal(size=n) * w ** rng.uniform(0, 1.5))
+    m = _Model(h, g)
+    assert m.pd
+    radius = 0.9 * np.linalg.norm(m.newton_step)
+    assert _trust_step_pd(h, g, radius) is None
+    s = m.step(radius)
+    assert np.linalg.norm(s) <= radius * (1 + 1e-6)
+    np.testing.assert_allclose(s, _trust_step(g, h, radius), rtol=1e-12, atol=1e-15)
+
+
+def test_cholesky_trust_step_of_a_smaller_radius_starts_from_the_last_shift():
+    """A rejected step's smaller radius starts the iteration from the last shift (below the new
+    root): the same step as from zero, in fewer factorizations."""
+    rng = np.random.default_rng(5)
+    n = 60
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    h = (q * 10.0 ** rng.uniform(-4, 1, n)) @ q.T
+    h = 0.5 * (h + h.T)
+    g = rng.normal(size=n)
+    m = _Model(h, g)
+    r = 0.5 * np.linalg.norm(m.newton_step)
+    first = m.step(r)
+    assert m._shift[0] == r and m._shift[1] > 0
+    warm = m.step(0.25 * r)
+    cold, _ = _trust_step_pd(h, g, 0.25 * r)
+    np.testing.assert_allclose(warm, cold, atol=2e-3 * 0.25 * r)
+    assert 0.25 * r <= np.linalg.norm(warm) <= 0.25 * r * (1 + 1e-3)
+    assert np.linalg.norm(first) >= r
 
 
 def test_trust_step_at_a_saddle_point_follows_the_negative_curvature():
