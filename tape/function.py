@@ -19,13 +19,17 @@ from .tracer import Tracer
 
 __all__ = ["Function", "chunk_rows_for"]
 
-# Default chunk arena size: the event buffers alive at once stay well inside L2 (measured on the
-# tutorial model at 1e6 events: a 128 KiB arena made value, gradient and Hessian 5-15% faster
-# than 512 KiB; below 1024 rows the cost of dispatching each instruction starts to show).
-DEFAULT_CHUNK_BYTES = 128 * 1024
+# Default chunk arena size: the event buffers alive at once stay within about the L1 data cache
+# (48 KiB per core here). Retuned after the arithmetic became inline SIMD kernels, which made
+# the replay bound by memory traffic more than by dispatch: on the tutorial model, from 128 KiB
+# and 1024-2048 rows to 48 KiB and 512-2048 rows, value_and_grad 0.60-0.67 -> 0.54-0.58 ms at
+# 1e5 events and 6.7-6.8 -> 5.5-5.7 ms at 1e6, the Hessian 2.0-2.1 -> 1.8-1.9 ms and
+# 20.6-20.9 -> 19.4-20.0 ms, the value unchanged (2048 rows); two threads at 1e6 likewise.
+# Below 512 rows dispatching each instruction starts to show (256 rows: no faster, 128 slower).
+DEFAULT_CHUNK_BYTES = 48 * 1024
 # Big programs (Hessians) still get chunks long enough that dispatching an instruction costs
 # little next to running it over the chunk; small ones gain nothing from longer chunks.
-MIN_ROWS, MAX_ROWS = 1024, 2048
+MIN_ROWS, MAX_ROWS = 512, 2048
 # Hessian columns computed by one program (one pass over the events).
 HESSIAN_BLOCK = 16
 # At most this many events, a Hessian of more than HESSIAN_BLOCK parameters is a loop of hvps.
