@@ -529,10 +529,12 @@ def newton(setup, max_iter=200, edm_goal=None, *, start=None, cb=None, near_goal
                 far = far and big
                 # a badly predicted step (with a decrease above rounding): a new exact Hessian
                 refresh = predicted > near_goal and not RHO_GOOD[0] < rho < RHO_GOOD[1]
-                if fused:
+                if fused and np.isfinite(gn).all():
                     # the exact Hessian here came with the gradient: the model from now on
-                    h_exact = exact_hessian(xf)
-                    b, b_here, b_fresh, refresh = h_exact.copy(), True, True, False
+                    h_new = exact_hessian(xf)
+                    if np.isfinite(h_new).all():
+                        h_exact = h_new
+                        b, b_here, b_fresh, refresh = h_exact.copy(), True, True, False
                 break
             if radius < 1e-14 * max(1.0, np.linalg.norm(t * scale)):
                 break
