@@ -375,6 +375,10 @@ class _Counted:
             return v, g
         self.ngrad += 1
         v, g = self.f.value_and_grad(x)
+        return self._keep(x, key, v, g)
+
+    def _keep(self, x, key, v, g):
+        """Cache (v, g) at x (read-only), and note the value's range and non-finite points."""
         g = np.array(g)
         g.setflags(write=False)
         self._grad = (key, v, g)
@@ -400,15 +404,10 @@ class _Counted:
         self.ngrad += 1
         self.nhess += 1
         v, g, h = fused(x)
-        g, h = np.array(g), np.array(h)
-        g.setflags(write=False)
+        h = np.array(h)
         h.setflags(write=False)
-        self._grad = (key, v, g)
         self._last = (key, h)
-        self._seen(v)
-        if not math.isfinite(v):
-            self._non_finite(x)
-        return v, g, h
+        return (*self._keep(x, key, v, g), h)
 
     def hessian(self, x):
         """The Hessian handed to Minuit (computed once per point: Minuit asks several times)."""
@@ -444,15 +443,19 @@ class _Counted:
         return g2.copy()
 
 
+def _hessian_usable(setup):
+    """Whether Minuit can take a user Hessian for this setup (with fixed parameters only where
+    the installed iminuit's layout is known, see ``hessian_layout``)."""
+    return not setup.fixed.any() or hessian_layout() is not None
+
+
 def _minuit(setup, cb, values, use_hessian, strategy, tol):
     from .minuit import Minuit
 
     if use_hessian and setup.fixed.any():
-        layout = hessian_layout()
-        if layout == "compact":
+        use_hessian = _hessian_usable(setup)
+        if hessian_layout() == "compact":
             cb.free = setup.free
-        elif layout is None:
-            use_hessian = False
 
     with warnings.catch_warnings():
         # iminuit warns that hessian overrides g2; both are passed on purpose (see fit()).
@@ -547,9 +550,7 @@ def fit(f, start, *, names=None, limits=None, fixed=None, method="migrad", hessi
         # where Minuit's seed Hessian at the start comes from: the given matrix, or a subsample
         # of many events (None: the function itself, whose Hessian comes with the gradient)
         seed_source = seed_matrix if seed_matrix is not None else _seed_function(f)
-        seeded = hessian_seed and setup.free.size and \
-            (not setup.fixed.any() or hessian_layout() is not None)     # (as _minuit decides)
-        if seeded and seed_source is None:
+        if hessian_seed and setup.free.size and _hessian_usable(setup) and seed_source is None:
             v0 = cb.value_grad_hessian(setup.start)[0]
         else:
             v0 = cb.value(setup.start)

@@ -346,7 +346,7 @@ class Function:
         p = self._params(p)
         n, k = self._n, HESSIAN_BLOCK
         if method is None:
-            method = "hvp" if n > k and self._n_events <= HVP_LOOP_MAX_EVENTS else "blocks"
+            method = "blocks" if self._blocks_by_default() else "hvp"
             if method == "hvp":
                 plan = self._sparse_plan()
                 if plan is not None and plan.products <= SPARSE_MAX_FRACTION * n:
@@ -375,6 +375,11 @@ class Function:
             raise ValueError(f"method must be 'blocks', 'hvp', 'sparse' or None, got {method!r}")
         return 0.5 * (h + h.T)
 
+    def _blocks_by_default(self):
+        """Whether ``hessian`` takes block programs by default (else a loop of hvps: more than
+        ``HESSIAN_BLOCK`` parameters on at most ``HVP_LOOP_MAX_EVENTS`` events)."""
+        return self._n <= HESSIAN_BLOCK or self._n_events > HVP_LOOP_MAX_EVENTS
+
     @property
     def hessian_in_one_pass(self):
         """Whether ``value_grad_hessian`` takes a single pass over the events (at most
@@ -401,7 +406,7 @@ class Function:
         """
         p = self._params(p)
         n = self._n
-        if n == 0 or (n > HESSIAN_BLOCK and self._n_events <= HVP_LOOP_MAX_EVENTS):
+        if n == 0 or not self._blocks_by_default():
             v, g = self.value_and_grad(p)
             return v, g, self.hessian(p)
         return self._hessian_blocks(p)
